@@ -1,0 +1,74 @@
+"""Shared fixtures: paths, the rules, and real servers (PostgreSQL) with skip-or-fail.
+
+A test that needs a server it cannot reach is skipped with the reason; where
+MAILBOT_REQUIRE_SERVERS=1 (set by .ci/run) that skip becomes a failure, so CI cannot pass
+by not testing.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = ROOT.parent / "shared"
+POSTGRES_ADMIN_URL = os.environ.get("MAILBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def need(reason: str):
+    """Skip with `reason`, or fail where CI requires every server-backed test to run."""
+    if os.environ.get("MAILBOT_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"required server missing (MAILBOT_REQUIRE_SERVERS=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def rules_dir() -> Path:
+    return ROOT / "rules"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        need(f"../shared not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of a reachable PostgreSQL, or skip/fail."""
+    try:
+        import sqlalchemy as sa
+        eng = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(sa.text("select 1"))
+        eng.dispose()
+    except Exception as e:  # noqa: BLE001 - any failure means: no usable server
+        need(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(e).__name__}: {e}")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database for one test, dropped afterwards."""
+    import sqlalchemy as sa
+    name = f"mailbot_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0'))
+    url = postgres_server.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """Run a storage test on both databases the bureau may use."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
