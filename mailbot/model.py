@@ -341,6 +341,8 @@ class ItemResult:
     sheets: tuple[str, ...] = ()  # task sheets found in a workbook
     origin: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)   # per-sheet rows kept for the monthly package
+    due: dt.date | None = None    # the monthly deadline this file answers for, if the task has one
+    on_time: bool | None = None
 
     @property
     def errors(self) -> tuple[Problem, ...]:
