@@ -34,7 +34,7 @@ __all__ = [
     "OutgoingMail", "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission",
     "RecordResult", "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail",
     "Store", "MIGRATIONS_DIR", "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES",
-    "receipt_number",
+    "receipt_number", "MailboxStateRow", "MailboxKeyRow", "MailboxPosition",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -294,6 +294,36 @@ class FailureRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     resolved: Mapped[bool] = mapped_column(sa.Boolean)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class MailboxStateRow(Base):
+    """How far the bot has read one IMAP folder: UIDs up to last_uid under this UIDVALIDITY are settled."""
+    __tablename__ = "mailbox_state"
+
+    source: Mapped[str] = mapped_column(sa.String(500), primary_key=True)   # imap://user@host/INBOX
+    uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger)           # 32-bit unsigned on the wire
+    last_uid: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class MailboxKeyRow(Base):
+    """One settled message of a source that has keys but no UIDs (a Maildir): never fetched again."""
+    __tablename__ = "mailbox_keys"
+    __table_args__ = (sa.UniqueConstraint("source", "msg_key"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(500))                     # maildir:/path/to/Maildir
+    msg_key: Mapped[str] = mapped_column(sa.String(255))                    # the Maildir key (name before ':')
+    outcome: Mapped[str] = mapped_column(sa.String(32))
+    settled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class MailboxPosition:
+    source: str
+    uidvalidity: int | None
+    last_uid: int
+    updated_at: dt.datetime
 
 
 # ---------------------------------------------------------------- values in and out
@@ -991,6 +1021,74 @@ class Store:
                                   for x in subs),
                 outbox=tuple(_outbox_mail(o) for o in outs),
             )
+
+
+    # ------------------------------------------------------------ mailbox progress (for mailbox.py)
+
+    def mailbox_position(self, source: str) -> MailboxPosition | None:
+        with self._tx() as s:
+            row = s.get(MailboxStateRow, source)
+            return (MailboxPosition(row.source, row.uidvalidity, row.last_uid, row.updated_at)
+                    if row is not None else None)
+
+    def save_mailbox_position(self, source: str, uidvalidity: int | None, last_uid: int, *,
+                              now: dt.datetime | None = None) -> None:
+        """Note that every UID up to last_uid is settled; under the same UIDVALIDITY it never goes back."""
+        now = _aware(now, "now") if now else _utcnow()
+        with self._tx(write=True) as s:
+            row = s.get(MailboxStateRow, source, with_for_update=not self._sqlite)
+            if row is None:
+                s.add(MailboxStateRow(source=source, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now))
+            elif row.uidvalidity != uidvalidity or last_uid > row.last_uid:
+                row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, now
+
+    def settled_keys(self, source: str, keys: Iterable[str]) -> set[str]:
+        """Which of these message keys of `source` were settled already."""
+        wanted = sorted(set(keys))
+        found: set[str] = set()
+        with self._tx() as s:
+            for i in range(0, len(wanted), 500):
+                found.update(s.scalars(sa.select(MailboxKeyRow.msg_key).where(
+                    MailboxKeyRow.source == source, MailboxKeyRow.msg_key.in_(wanted[i:i + 500]))))
+        return found
+
+    def mark_settled(self, source: str, key: str, outcome: str, *, now: dt.datetime | None = None) -> None:
+        now = _aware(now, "now") if now else _utcnow()
+        if self._sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        with self._tx(write=True) as s:
+            s.execute(insert(MailboxKeyRow).values(source=source, msg_key=key, outcome=outcome, settled_at=now)
+                      .on_conflict_do_nothing())
+
+
+    # ------------------------------------------------------------ reply cap (for pipeline.py)
+
+    def auto_replies_since(self, address: str, since: dt.datetime, *,
+                           kinds: Sequence[str] = ("receipt", "rejection", "quarantine_notice")) -> int:
+        """How many automatic replies were queued to `address` from `since` on, whatever their status.
+
+        The pipeline asks this before drafting a reply, to cap replies per sender per hour: a
+        reply over the cap is not drafted (the message is still recorded), so a misbehaving
+        auto-responder cannot hold the bot in a loop. Counted at queue time, not send time:
+        what was drafted is what the loop produced, sent yet or not. Reminders and digests are
+        scheduled, not caused by incoming mail, and are not counted. `address` and the stored
+        recipients ('Name <a@b>' or 'a@b') are compared as bare addresses, case-insensitively.
+        """
+        import email.utils
+        since = _aware(since, "since")
+        _name, want = email.utils.parseaddr(address)
+        want = (want or address).strip().lower()
+        if not want:
+            return 0
+        with self._tx() as s:
+            # Few rows per hour: the JSON recipient lists are read and compared here, the same
+            # way on SQLite and PostgreSQL.
+            lists = s.scalars(sa.select(OutboxRow.recipients).where(
+                OutboxRow.kind.in_(list(kinds)), OutboxRow.created_at >= since))
+            return sum(1 for recipients in lists
+                       if any(a.strip().lower() == want for _n, a in email.utils.getaddresses(list(recipients))))
 
 
 class _AlreadyRecorded(Exception):
