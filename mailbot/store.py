@@ -770,7 +770,9 @@ class Store:
             )
             s.add(att)
             s.flush()
-            if item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES:
+            # a quarantined message counts for nothing until a person confirms its section
+            if (item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES
+                    or verdict.outcome is Outcome.QUARANTINED):
                 continue
             sub = SubmissionRow(
                 message_ref=msg.id, attachment_ref=att.id, sha256=item.sha256, section=verdict.section,

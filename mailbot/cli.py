@@ -1,0 +1,372 @@
+"""Every mailbot command; the only place that reads the clock for the user and the only place that exits.
+
+Output for people is a readable table; with --json, one JSON object per line, for scripts.
+Exit codes: 0 done, 1 the command ran and found problems, 2 bad usage, config or rules.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+log = logging.getLogger("mailbot")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+# ---------------------------------------------------------------- wiring
+
+def _load_config(args) -> Any:
+    from .config import ConfigError, load_config
+    path = args.config or os.environ.get("MAILBOT_CONFIG") or "config.yaml"
+    if not Path(path).exists():
+        raise UsageError(f"config file {path} not found (use --config FILE; config.example.yaml shows every key)")
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise UsageError(f"invalid config:\n{e}") from None
+
+
+def _load_rules(rules_dir: Path):
+    from .rules import RulesError, load_rules
+    try:
+        return load_rules(rules_dir)
+    except RulesError as e:
+        raise UsageError(f"invalid rules in {rules_dir}:\n{e}") from None
+
+
+def _intake(config, rules):
+    from .config import check_sections_against_rules
+    from .pipeline import Intake
+    from .workdays import WorkCalendar
+    bad = check_sections_against_rules(config, {s.id for s in rules.sections})
+    if bad:
+        raise UsageError("invalid config:\n" + "\n".join(bad))
+    addresses = {a: sid for sid, addrs in config.sections.items() for a in addrs}
+    return Intake(rules=rules, calendar=WorkCalendar(rules.calendar, str(config.rules)),
+                  address_sections=addresses, own_addresses=config.own_addresses,
+                  mailbox_address=config.mailbox_address, mailbox_name=config.mailbox_name,
+                  replies_per_sender_per_hour=config.replies_per_sender_per_hour)
+
+
+def _open_store(config):
+    from .store import Store
+    config.storage.mkdir(parents=True, exist_ok=True)
+    store = Store(config.database, config.storage)
+    store.upgrade()
+    return store
+
+
+def _tz(config) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(config.timezone)
+
+
+def _parse_when(text: str, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"not an ISO 8601 date or datetime: {text!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=tz)
+
+
+def _template_for(rules):
+    from .templates import template_bytes
+
+    def make(section: str, period: str) -> tuple[str, bytes]:
+        y, m = period.split("-")
+        return (f"附件1 信用状况监测分析报送材料模板（{section}）{int(y)}年{int(m)}月.xlsx",
+                template_bytes(rules, section, period))
+    return make
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_rules_check(args) -> int:
+    from .config import ConfigError, check_sections_against_rules, load_config
+    from .rules import check_rules, load_rules
+    config = None
+    issues: list[str] = []
+    path = args.config or os.environ.get("MAILBOT_CONFIG")
+    if path:
+        try:
+            config = load_config(path)
+        except ConfigError as e:
+            issues += str(e).splitlines()
+    rules_dir = Path(args.rules) if args.rules else (config.rules if config else Path(__file__).resolve().parent.parent / "rules")
+    rule_issues = check_rules(rules_dir)
+    issues += [f"{i.file}:{i.line}: {i.message}" if i.line else f"{i.file}: {i.message}" for i in rule_issues]
+    if config and not rule_issues:
+        rules = load_rules(rules_dir)
+        issues += check_sections_against_rules(config, {s.id for s in rules.sections})
+        if config.credit_section not in {s.id for s in rules.sections}:
+            issues.append(f"{config.file}: credit_section: {config.credit_section!r} is not a section in rules/sections.yaml")
+    for line in issues:
+        print(line)
+    if issues:
+        print(f"{len(issues)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"rules OK: {rules_dir}" + (f"; config OK: {config.file}" if config else ""))
+    return 0
+
+
+def cmd_template(args) -> int:
+    from .templates import write_template
+    config = _load_config(args) if (args.config or Path("config.yaml").exists()) else None
+    rules_dir = Path(args.rules) if args.rules else (config.rules if config else Path(__file__).resolve().parent.parent / "rules")
+    rules = _load_rules(rules_dir)
+    if rules.section(args.section) is None:
+        raise UsageError(f"unknown section {args.section!r}; known: {', '.join(s.id for s in rules.sections)}")
+    try:
+        write_template(rules, rules.section(args.section).id, args.period, args.out)
+    except (KeyError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from .pipeline import process, to_json
+    config = _load_config(args)
+    rules = _load_rules(config.rules)
+    intake = _intake(config, rules)
+    store = _open_store(config)
+    tz = _tz(config)
+    received = _parse_when(args.received, tz) if args.received else None
+    worst = 0
+    rows = []
+    for name in args.files:
+        try:
+            raw = Path(name).read_bytes()
+        except OSError as e:
+            print(f"{name}: cannot read: {e.strerror}", file=sys.stderr)
+            worst = 1
+            continue
+        now = dt.datetime.now(tz)
+        result = process(raw, intake=intake, store=store, source=f"file:{Path(name).resolve()}",
+                         received_at=received or now, now=now, template_for=_template_for(rules))
+        if args.json:
+            print(to_json(result, name), flush=True)
+        else:
+            rows.append((name, result))
+    if not args.json:
+        _print_ingest_table(rows)
+    return worst
+
+
+def _print_ingest_table(rows) -> None:
+    for name, r in rows:
+        print(f"{Path(name).name}: {r.outcome}" + (f" ({r.section})" if r.section else "") +
+              (f" receipt {r.receipt_no}" if r.receipt_no else "") + f" - {r.reason}")
+        for i in r.items:
+            print(f"    {i['status']:<9} task {i['task'] or '?':<3} {i['period'] or '?':<8} {i['filename']}"
+                  + (f"  [{len(i['errors'])} error(s), {len(i['warnings'])} warning(s)]" if i['errors'] or i['warnings'] else ""))
+            for e in i["errors"][:5]:
+                print(f"        - {e}")
+            if len(i["errors"]) > 5:
+                print(f"        ... {len(i['errors']) - 5} more")
+        if r.reply:
+            print(f"    reply to {', '.join(r.reply['to'])}: {r.reply['subject']}")
+    counts: dict[str, int] = {}
+    for _, r in rows:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    print(f"{len(rows)} message(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+
+
+def cmd_check(args) -> int:
+    from . import filetype, validate, workbook
+    from .model import Problem
+    from .workdays import WorkCalendar
+    config = _load_config(args) if (args.config or Path("config.yaml").exists()) else None
+    rules_dir = Path(args.rules) if args.rules else (config.rules if config else Path(__file__).resolve().parent.parent / "rules")
+    rules = _load_rules(rules_dir)
+    try:
+        content = Path(args.workbook).read_bytes()
+    except OSError as e:
+        raise UsageError(f"{args.workbook}: cannot read: {e.strerror}") from None
+    kind, desc = filetype.sniff(content, args.workbook)
+    problems: list[Problem] = []
+    rows = 0
+    sheets: list[str] = []
+    if not kind.is_workbook:
+        problems.append(Problem("not-a-workbook", f"文件'{Path(args.workbook).name}'实为{desc}，不是Excel/WPS/ODS工作簿"))
+    else:
+        try:
+            wb = workbook.read_workbook(content, kind)
+        except workbook.WorkbookError as e:
+            problems.append(e.problem)
+        else:
+            specs = [s for s in rules.sheets if args.task is None or s.task == args.task]
+            matches = validate.match_sheets(wb, specs)
+            if not matches:
+                want = "、".join(f"'{s.name}'" for s in specs)
+                problems.append(Problem("missing-sheet", f"工作簿中未找到模板工作表（应为{want}之一）"))
+            tables = {t.name: t for t in wb.tables}
+            cal = WorkCalendar(rules.calendar, str(rules_dir))
+            for m in matches:
+                rep = validate.check_sheet(m, tables[m.table], cal)
+                problems += rep.problems
+                rows += rep.rows
+                sheets.append(f"{m.table} (task {m.spec.task})")
+    errors = [p for p in problems if p.is_error]
+    if args.json:
+        print(json.dumps({"file": args.workbook, "kind": kind.value, "sheets": sheets, "rows": rows,
+                          "ok": not errors, "problems": [p.as_dict() for p in problems]}, ensure_ascii=False))
+    else:
+        print(f"{args.workbook}: {desc}; sheets: {', '.join(sheets) or 'none matched'}; {rows} data row(s)")
+        for p in problems:
+            print(f"  {p.severity.value:<7} {p.code:<24} {p.message}")
+        print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+    return 1 if errors else 0
+
+
+def _daemon(args):
+    from .daemon import Daemon
+    from .rules import RulesError
+    config = _load_config(args)
+    if not config.maildir and not config.imap:
+        raise UsageError(f"{config.file}: neither imap nor maildir is configured; nothing to watch")
+    try:
+        return Daemon(config)
+    except RulesError as e:
+        raise UsageError(f"invalid rules in {config.rules}:\n{e}") from None
+    except ValueError as e:
+        raise UsageError(f"invalid config: {e}") from None
+
+
+def _setup_json_logs() -> None:
+    class JsonFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            d = {"time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+            extra = getattr(record, "mailbot", None)
+            if extra:
+                d.update(extra)
+            if record.exc_info:
+                d["exception"] = self.formatException(record.exc_info)
+            return json.dumps(d, ensure_ascii=False, default=str)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+
+
+def cmd_run(args) -> int:
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if args.json_logs:
+        _setup_json_logs()
+    daemon = _daemon(args)
+    daemon.run()
+    return 0
+
+
+def cmd_poll(args) -> int:
+    from .pipeline import to_json
+    if not args.once:
+        raise UsageError("poll needs --once (the daemon is `mailbot run`)")
+    daemon = _daemon(args)
+    try:
+        summary = daemon.poll_once()
+    except Exception as e:  # noqa: BLE001 - connection or login failures end this one pass
+        print(f"mailbot: poll failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    for source, p in summary.processed:
+        if args.json:
+            print(to_json(p, source), flush=True)
+    counts = summary.counts()
+    line = (f"{len(summary.processed)} message(s)" +
+            (": " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) if counts else "") +
+            f"; outbox: {summary.sent} sent, {summary.temporary} deferred, {summary.permanent} failed")
+    print(line, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_health(args) -> int:
+    from .daemon import health_report
+    config = _load_config(args)
+    store = _open_store(config)
+    report = health_report(config, store, dt.datetime.now(_tz(config)))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        for k, v in report.items():
+            print(f"{k:<26} {v}")
+    return 0 if report["healthy"] else 1
+
+
+# ---------------------------------------------------------------- argument parsing
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailbot", description="Email intake bot of the credit section (信用监管科).")
+    p.add_argument("--config", help="config file (YAML); default: $MAILBOT_CONFIG or ./config.yaml")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("rules", help="the rules in rules/")
+    rsub = r.add_subparsers(dest="rules_command", required=True)
+    rc = rsub.add_parser("check", help="validate the rules (and the config, if given); list every mistake")
+    rc.add_argument("--rules", help="rules folder (default: the config's, else the project's rules/)")
+    rc.set_defaults(func=cmd_rules_check)
+
+    t = sub.add_parser("template", help="write the blank Annex 1 template for a section and month")
+    t.add_argument("--section", required=True, help="section id or alias, e.g. 政策法规科")
+    t.add_argument("--period", required=True, help="YYYY-MM")
+    t.add_argument("--out", required=True, help="output .xlsx file")
+    t.add_argument("--rules", help="rules folder")
+    t.set_defaults(func=cmd_template)
+
+    i = sub.add_parser("ingest", help="run the whole intake on message files (.eml)")
+    i.add_argument("files", nargs="+", metavar="FILE.eml")
+    i.add_argument("--json", action="store_true", help="one JSON object per message")
+    i.add_argument("--received", help="receipt time to use (ISO 8601; default: now)")
+    i.set_defaults(func=cmd_ingest)
+
+    c = sub.add_parser("check", help="validate one workbook offline and list every problem")
+    c.add_argument("workbook")
+    c.add_argument("--task", type=int, help="only the sheets of this task")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--rules", help="rules folder")
+    c.set_defaults(func=cmd_check)
+
+    rn = sub.add_parser("run", help="the daemon: watch the mailbox, send the outbox, run scheduled jobs")
+    rn.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    rn.set_defaults(func=cmd_run)
+
+    po = sub.add_parser("poll", help="one pass: take every new message through the pipeline, deliver the outbox")
+    po.add_argument("--once", action="store_true", required=True)
+    po.add_argument("--json", action="store_true", help="one JSON object per message")
+    po.set_defaults(func=cmd_poll)
+
+    h = sub.add_parser("health", help="last good poll, outbox backlog, mail waiting for a person; exit 1 if silent too long")
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_health)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"mailbot: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Letters: the receipt and the rejection say exactly what was understood and what to fix."""
+import datetime as dt
+import email
+import email.policy
+
+import pytest
+
+from mailbot.letters import draft_reply
+from mailbot.model import Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Severity, Verdict
+from mailbot.rules import load_rules
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+NOW = dt.datetime(2026, 11, 20, 10, 5, tzinfo=TZ)
+
+
+@pytest.fixture(scope="module")
+def rules(rules_dir):
+    return load_rules(rules_dir)
+
+
+def incoming(**kw):
+    base = dict(message_id="abc@fagui.example.cn", subject="政策法规科2026年11月报送材料", from_addr="fagui@x.cn",
+                from_name="张伟", to=("xyjgk@x.cn",), cc=(), reply_to=(), date=None, in_reply_to=None,
+                references=("earlier@x.cn",), headers={}, content_type="multipart/mixed", text="", attachments=())
+    base.update(kw)
+    return Incoming(**base)
+
+
+def item(status="accepted", problems=(), task=3):
+    return ItemResult(filename="双公示台账.xlsx", kind=FileKind.XLSX, sha256="0" * 64, task=task, period="2026-11",
+                      status=status, problems=tuple(problems), rows=12, sheets=("双公示台账",),
+                      evidence=(Evidence("task", "3", "sheet", "按工作表'双公示台账'识别为任务3"),
+                                Evidence("period", "2026-11", "cover", "按工作簿封面'报送月份'(B3)确定报送月份为2026年11月")))
+
+
+SECTION_EV = (Evidence("section", "政策法规科", "sender", "按发件地址fagui@x.cn识别为政策法规科"),)
+
+
+def parse(letter):
+    return email.message_from_bytes(letter.raw, policy=email.policy.default)
+
+
+def test_receipt_states_every_decision_threaded_and_auto_submitted(rules):
+    late = Problem("late-publication", "工作表'双公示台账'第7行'上报日期'(L7): 超过7个工作日", Severity.WARNING,
+                   sheet="双公示台账", row=7, column="上报日期", cell="L7")
+    v = Verdict(Outcome.ACCEPTED, "1 item(s) accepted", "政策法规科", SECTION_EV, (item(problems=[late]),))
+    letter = draft_reply(verdict=v, incoming=incoming(), receipt_no="XY20261120-00001", rules=rules,
+                         mailbox_address="xyjgk@x.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
+    m = parse(letter)
+    assert letter.kind == "receipt" and letter.recipients == ("fagui@x.cn",)
+    assert m["Subject"] == "【回执】XY20261120-00001 政策法规科2026年11月报送材料"
+    assert m["In-Reply-To"] == "<abc@fagui.example.cn>"
+    assert m["References"] == "<earlier@x.cn> <abc@fagui.example.cn>"
+    assert m["Auto-Submitted"] == "auto-replied"
+    assert m["Message-ID"] == "<XY20261120-00001.receipt@x.cn>"
+    assert str(m["From"]) == "信用监管科 <xyjgk@x.cn>"
+    text = m.get_body(("plain",)).get_content()
+    for phrase in ("回执编号：XY20261120-00001", "受理结果：已受理", "按发件地址fagui@x.cn识别为政策法规科",
+                   "按工作表'双公示台账'识别为任务3", "报送月份2026年11月", "数据12行",
+                   "提示（1条，不影响受理）", "(L7)"):
+        assert phrase in text, phrase
+    assert "<html" in m.get_body(("html",)).get_content()
+
+
+def test_rejection_lists_every_problem_with_its_fix_and_attaches_the_template(rules):
+    errs = [Problem("bad-date", "工作表'双公示台账'第5行'决定日期'(K5): '2026.13.01'不是有效日期", sheet="双公示台账",
+                    row=5, column="决定日期", cell="K5", hint="请填写有效日期，如2026-11-03"),
+            Problem("missing-value", "工作表'双公示台账'第6行'决定书文号'(G6): 必填项为空", cell="G6")]
+    v = Verdict(Outcome.REJECTED, "all rejected", "政策法规科", SECTION_EV, (item("rejected", errs),),
+                attach_template=True)
+    letter = draft_reply(verdict=v, incoming=incoming(), receipt_no="XY20261120-00002", rules=rules,
+                         mailbox_address="xyjgk@x.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW,
+                         template=("模板.xlsx", b"PK\x03\x04fake"))
+    m = parse(letter)
+    assert letter.kind == "rejection" and m["Subject"].startswith("【退回】")
+    text = m.get_body(("plain",)).get_content()
+    assert "问题（2处）" in text and "（1）工作表'双公示台账'第5行'决定日期'(K5)" in text and "（2）" in text
+    assert "修改建议：请填写有效日期" in text and "直接回复本邮件重新报送" in text
+    [att] = list(m.iter_attachments())
+    assert att.get_filename() == "模板.xlsx" and att.get_content() == b"PK\x03\x04fake"
+
+
+def test_ignored_mail_gets_no_letter(rules):
+    v = Verdict(Outcome.IGNORED, "auto-submitted", None, reply=False)
+    assert draft_reply(verdict=v, incoming=incoming(), receipt_no="X", rules=rules, mailbox_address="a@b.cn",
+                       mailbox_name="信用监管科", received_at=NOW, now=NOW) is None
+
+
+def test_reply_to_is_honoured(rules):
+    v = Verdict(Outcome.QUARANTINED, "unregistered", "政策法规科", SECTION_EV, (item(),),
+                problems=(Problem("section-unconfirmed", "发件地址new@x.cn尚未登记"),))
+    letter = draft_reply(verdict=v, incoming=incoming(reply_to=("office@x.cn",)), receipt_no="XY1", rules=rules,
+                         mailbox_address="a@b.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
+    assert letter.recipients == ("office@x.cn",) and letter.kind == "quarantine_notice"
+    assert "待信用监管科人工确认" in parse(letter).get_body(("plain",)).get_content()
