@@ -55,6 +55,12 @@ class Config:
     imap: MailServer | None = None
     smtp: MailServer | None = None
     maildir: Path | None = None
+    folders: dict[str, str] | None = None
+    move_messages: bool = True
+    first_run: str = "all"
+    poll_interval: int = 60
+    outbox_interval: int = 30
+    max_silence: int = 900
     extra: dict[str, Any] = field(default_factory=dict)
 
     def section_of_address(self, address: str) -> str | None:
@@ -97,6 +103,44 @@ def _address(v, key, issues):
 def _int(v, key, issues):
     if isinstance(v, bool) or not isinstance(v, int):
         issues.append(f"{key}: expected an integer, got {v!r}")
+        return None
+    return v
+
+
+def _bool(v, key, issues):
+    if not isinstance(v, bool):
+        issues.append(f"{key}: expected true or false, got {v!r}")
+        return None
+    return v
+
+
+def _positive(v, key, issues):
+    n = _int(v, key, issues)
+    if n is not None and n <= 0:
+        issues.append(f"{key}: must be greater than 0, got {n}")
+        return None
+    return n
+
+
+_OUTCOMES = ("accepted", "partially_accepted", "rejected", "quarantined", "ignored")
+
+
+def _folders(v, key, issues):
+    if not isinstance(v, dict):
+        issues.append(f"{key}: expected a mapping from outcome to folder name")
+        return None
+    out = {}
+    for k, name in v.items():
+        if k not in _OUTCOMES:
+            issues.append(f"{key}.{k}: unknown outcome (known: {', '.join(_OUTCOMES)})")
+        elif _str(name, f"{key}.{k}", issues) is not None:
+            out[k] = name.strip()
+    return out
+
+
+def _first_run(v, key, issues):
+    if v not in ("all", "new"):
+        issues.append(f"{key}: expected all or new, got {v!r}")
         return None
     return v
 
@@ -157,6 +201,13 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
     "imap": (None, None, "IMAP server: host, port, security, username, password, folder"),
     "smtp": (None, None, "SMTP server: host, port, security, username, password, sender"),
     "maildir": (_str, None, "read this local Maildir instead of IMAP"),
+    "folders": (_folders, None, "outcome -> folder a message is moved to after it is stored "
+                "(default 已受理, 已退回, 待人工, 已忽略)"),
+    "move_messages": (_bool, True, "false: never move, only flag (servers where moving is not allowed)"),
+    "first_run": (_first_run, "all", "with no saved progress: all = process what the folder holds, new = only later mail"),
+    "poll_interval": (_positive, 60, "seconds between polls; a poll runs even under IDLE"),
+    "outbox_interval": (_positive, 30, "seconds between outbox deliveries"),
+    "max_silence": (_positive, 900, "seconds without a successful poll before `mailbot health` fails"),
 }
 _REQUIRED = ("mailbox_address", "credit_section", "sections")
 
@@ -254,6 +305,12 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         imap=imap,
         smtp=smtp,
         maildir=(base / vals["maildir"]).resolve() if vals.get("maildir") else None,
+        folders=vals.get("folders"),
+        move_messages=vals["move_messages"],
+        first_run=vals["first_run"],
+        poll_interval=vals["poll_interval"],
+        outbox_interval=vals["outbox_interval"],
+        max_silence=vals["max_silence"],
     )
 
 
