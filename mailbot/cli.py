@@ -80,12 +80,10 @@ def _parse_when(text: str, tz: zoneinfo.ZoneInfo) -> dt.datetime:
 
 
 def _template_for(rules):
-    from .templates import template_bytes
+    from .templates import template_bytes, template_filename
 
     def make(section: str, period: str) -> tuple[str, bytes]:
-        y, m = period.split("-")
-        return (f"附件1 信用状况监测分析报送材料模板（{section}）{int(y)}年{int(m)}月.xlsx",
-                template_bytes(rules, section, period))
+        return template_filename(rules, section, period), template_bytes(rules, section, period)
     return make
 
 
@@ -303,6 +301,68 @@ def cmd_health(args) -> int:
     return 0 if report["healthy"] else 1
 
 
+def cmd_quarantine_list(args) -> int:
+    config = _load_config(args)
+    store = _open_store(config)
+    held = store.messages(limit=10_000, outcome="quarantined")
+    failures = store.failures()
+    if args.json:
+        for m in held:
+            print(json.dumps({"kind": "quarantined", "receipt_no": m.receipt_no, "from": m.from_addr,
+                              "subject": m.subject, "section": m.section, "reason": m.reason,
+                              "received_at": m.received_at.isoformat()}, ensure_ascii=False))
+        for f in failures:
+            print(json.dumps({"kind": "failure", "id": f.id, "raw_sha256": f.raw_sha256, "source": f.source,
+                              "stage": f.stage, "error": f.error}, ensure_ascii=False))
+        return 0
+    for m in held:
+        print(f"{m.receipt_no}  {m.received_at:%Y-%m-%d %H:%M}  {m.from_addr}  {m.subject}\n"
+              f"    guess: {m.section or '-'}; {m.reason}")
+    for f in failures:
+        print(f"failure #{f.id}  stage {f.stage}  {f.source}\n    {f.error}")
+    print(f"{len(held)} message(s) waiting for a section to be confirmed, {len(failures)} crashed message(s)")
+    return 0
+
+
+def cmd_quarantine_confirm(args) -> int:
+    from .pipeline import confirm, to_json
+    config = _load_config(args)
+    rules = _load_rules(config.rules)
+    section = rules.section(args.section)
+    if section is None:
+        raise UsageError(f"unknown section {args.section!r}; known: {', '.join(s.id for s in rules.sections)}")
+    store = _open_store(config)
+    try:
+        result = confirm(args.ref, section.id, intake=_intake(config, rules), store=store,
+                         now=dt.datetime.now(_tz(config)), template_for=_template_for(rules))
+    except (LookupError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(to_json(result))
+    else:
+        _print_ingest_table([(result.receipt_no, result)])
+    return 0
+
+
+def cmd_quarantine_retry(args) -> int:
+    """Replay a crashed message from its archived raw bytes, once the cause is fixed."""
+    from .pipeline import process, to_json
+    config = _load_config(args)
+    rules = _load_rules(config.rules)
+    store = _open_store(config)
+    failure = next((f for f in store.failures() if f.id == args.id), None)
+    if failure is None:
+        raise UsageError(f"no unresolved failure #{args.id}")
+    now = dt.datetime.now(_tz(config))
+    result = process(store.read_raw(failure.raw_sha256), intake=_intake(config, rules), store=store,
+                     source=failure.source, received_at=failure.created_at.astimezone(_tz(config)), now=now,
+                     template_for=_template_for(rules))
+    if "internal error" not in result.reason:
+        store.resolve_failure(failure.id, now=now)
+    print(to_json(result, failure.source) if args.json else f"failure #{failure.id}: {result.outcome} - {result.reason}")
+    return 0 if "internal error" not in result.reason else 1
+
+
 # ---------------------------------------------------------------- argument parsing
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,6 +409,21 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="last good poll, outbox backlog, mail waiting for a person; exit 1 if silent too long")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_health)
+
+    q = sub.add_parser("quarantine", help="messages waiting for a person")
+    qsub = q.add_subparsers(dest="quarantine_command", required=True)
+    ql = qsub.add_parser("list", help="quarantined messages and crashed ones")
+    ql.add_argument("--json", action="store_true")
+    ql.set_defaults(func=cmd_quarantine_list)
+    qc = qsub.add_parser("confirm", help="confirm a quarantined message's section: it is then checked, recorded and answered")
+    qc.add_argument("ref", help="receipt number (or message row id)")
+    qc.add_argument("--section", required=True, help="the section it belongs to (id or alias)")
+    qc.add_argument("--json", action="store_true")
+    qc.set_defaults(func=cmd_quarantine_confirm)
+    qr = qsub.add_parser("retry", help="replay a crashed message from its archived raw bytes")
+    qr.add_argument("id", type=int, help="failure id (see quarantine list)")
+    qr.add_argument("--json", action="store_true")
+    qr.set_defaults(func=cmd_quarantine_retry)
     return p
 
 

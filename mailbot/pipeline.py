@@ -141,7 +141,7 @@ def _validate_task(f: Examined, task_no: int, rules: Rules, calendar: WorkCalend
 
 
 def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
-           prior: Sequence[Any] = ()) -> Verdict:
+           prior: Sequence[Any] = (), section_override: str | None = None) -> Verdict:
     """Everything about one message that needs no I/O: the verdict for it and each of its files.
 
     `prior` lists earlier submissions of the same files (store.PriorSubmission), for the plan's
@@ -155,8 +155,13 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
     files = [examine(a, rules) for a in incoming.attachments if not a.inline]
     skipped = [a for a in incoming.attachments if a.inline]
     cover_sections = [str(v[0]) for f in files if (v := _cover_value(f.cover, "报送科室")) and v[0]]
-    decision = classify.decide_section(incoming.from_addr, intake.section_of(incoming.from_addr),
-                                       cover_sections, rules)
+    if section_override:
+        # a person of the credit section confirmed it: their word settles the section
+        decision = classify.SectionDecision(section_override, (Evidence(
+            "section", section_override, "person", f"经信用监管科人工确认为{section_override}"),))
+    else:
+        decision = classify.decide_section(incoming.from_addr, intake.section_of(incoming.from_addr),
+                                           cover_sections, rules)
     if decision.section is None and not _looks_like_submission(files, incoming.subject, rules):
         return Verdict(Outcome.IGNORED, f"unregistered sender {incoming.from_addr or '(none)'}; "
                        "nothing in the message resembles a submission", None, reply=False)
@@ -330,14 +335,53 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
         mid = incoming.message_id if incoming else ""
         return Processed(mid, sha, Outcome.QUARANTINED.value, f"internal error at stage {stage}: {type(e).__name__}: {e}",
                          None, None, (), None)
-    items = tuple({"filename": i.filename, "task": i.task, "period": i.period, "status": i.status,
-                   "kind": i.kind.value, "rows": i.rows,
-                   "errors": [p.message for p in i.errors], "warnings": [p.message for p in i.warnings],
-                   "error_codes": [p.code for p in i.errors], "warning_codes": [p.code for p in i.warnings]}
-                  for i in verdict.items)
+    items = _item_dicts(verdict)
     return Processed(incoming.message_id, sha, verdict.outcome.value, verdict.reason, verdict.section,
                      getattr(result, "receipt_no", None), items, drafted.get("reply"),
                      duplicate=bool(getattr(result, "duplicate", False)))
+
+
+def confirm(ref: int | str, section: str, *, intake: Intake, store: Any, now: dt.datetime,
+            template_for: Any = None) -> Processed:
+    """The credit section confirms a quarantined message's section: decide it again with that
+    section, record the verdict on the same message (same receipt number) and queue the reply.
+    Raises LookupError / ValueError for an unknown or not-quarantined message."""
+    from .store import OutgoingMail
+    detail = store.message_detail(ref)
+    if detail is None:
+        raise LookupError(f"no message {ref!r}")
+    stored = detail.message
+    incoming = parse.parse_message(store.read_raw(stored.raw_sha256), limits=intake.rules.limits)
+    prior = [p for p in store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
+             if p.receipt_no != stored.receipt_no]
+    received_at = stored.received_at
+    verdict = decide(incoming, intake, received_at, prior, section_override=section)
+    template = None
+    if verdict.attach_template and template_for is not None:
+        template = template_for(section, _period_for_template(verdict, received_at.date()))
+    drafted: dict[str, Any] = {}
+
+    def outbox(receipt_no: str) -> list[Any]:
+        letter = letters.draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
+                                     mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
+                                     received_at=received_at, now=now, template=template)
+        if letter is None:
+            return []
+        drafted["reply"] = {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}
+        return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
+                             mail_message_id=letter.message_id, raw=letter.raw)]
+
+    result = store.confirm_quarantined(stored.id, verdict=verdict, outbox=outbox, now=now)
+    return Processed(incoming.message_id, stored.raw_sha256, verdict.outcome.value, verdict.reason, verdict.section,
+                     result.receipt_no, _item_dicts(verdict), drafted.get("reply"))
+
+
+def _item_dicts(verdict: Verdict) -> tuple[dict[str, Any], ...]:
+    return tuple({"filename": i.filename, "task": i.task, "period": i.period, "status": i.status,
+                  "kind": i.kind.value, "rows": i.rows,
+                  "errors": [p.message for p in i.errors], "warnings": [p.message for p in i.warnings],
+                  "error_codes": [p.code for p in i.errors], "warning_codes": [p.code for p in i.warnings]}
+                 for i in verdict.items)
 
 
 def to_json(p: Processed, file: str | None = None) -> str:

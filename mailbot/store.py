@@ -531,6 +531,17 @@ def _stored_failure(r: FailureRow) -> StoredFailure:
     )
 
 
+def _submission_row(msg: "MessageRow", att: "AttachmentRow", item: Any, verdict: Verdict) -> "SubmissionRow":
+    return SubmissionRow(
+        message_ref=msg.id, attachment_ref=att.id, sha256=item.sha256, section=verdict.section,
+        task=item.task, period=item.period, status=item.status,
+        errors=[p.as_dict() for p in item.errors], warnings=[p.as_dict() for p in item.warnings],
+        evidence=[dataclasses.asdict(e) for e in item.evidence], rows=item.rows,
+        sheets=list(item.sheets), data=dict(item.data), received_at=msg.received_at,
+        due=item.due, on_time=item.on_time,
+    )
+
+
 def _advisory_key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big", signed=True)
 
@@ -774,14 +785,7 @@ class Store:
             if (item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES
                     or verdict.outcome is Outcome.QUARANTINED):
                 continue
-            sub = SubmissionRow(
-                message_ref=msg.id, attachment_ref=att.id, sha256=item.sha256, section=verdict.section,
-                task=item.task, period=item.period, status=item.status,
-                errors=[p.as_dict() for p in item.errors], warnings=[p.as_dict() for p in item.warnings],
-                evidence=[dataclasses.asdict(e) for e in item.evidence], rows=item.rows,
-                sheets=list(item.sheets), data=dict(item.data), received_at=msg.received_at,
-                due=item.due, on_time=item.on_time,
-            )
+            sub = _submission_row(msg, att, item, verdict)
             s.add(sub)
             new_subs.append(sub)
         s.flush()
@@ -830,6 +834,49 @@ class Store:
         s.flush()
 
     # ------------------------------------------------------------ failures (the shunt)
+
+    def confirm_quarantined(self, ref: int | str, *, verdict: Verdict,
+                            outbox: Callable[[str], Sequence[OutgoingMail]],
+                            now: dt.datetime | None = None) -> RecordResult:
+        """A person confirmed a quarantined message's section: record its verdict in place (same
+        message row, same files, same receipt number), write its submissions and queue the reply,
+        in one transaction. The quarantine notice already sent stays in the outbox history."""
+        now = _aware(now, "now") if now is not None else _utcnow()
+        with self._tx(write=True) as s:
+            msg = self._message_by_ref(s, ref)
+            if msg is None:
+                raise LookupError(f"no message {ref!r}")
+            if msg.outcome != Outcome.QUARANTINED.value:
+                raise ValueError(f"message {msg.receipt_no} is {msg.outcome}, not quarantined")
+            atts = s.scalars(sa.select(AttachmentRow).where(AttachmentRow.message_ref == msg.id)
+                             .order_by(AttachmentRow.position)).all()
+            if [a.sha256 for a in atts] != [i.sha256 for i in verdict.items]:
+                raise ValueError(f"message {msg.receipt_no}: the new verdict's files differ from the recorded ones")
+            msg.outcome = _value(verdict.outcome)
+            msg.reason = verdict.reason
+            msg.section = verdict.section
+            msg.section_evidence = [dataclasses.asdict(e) for e in verdict.section_evidence]
+            msg.problems = [p.as_dict() for p in verdict.problems]
+            subs = []
+            for att, item in zip(atts, verdict.items):
+                att.status = item.status
+                att.problems = [p.as_dict() for p in item.problems]
+                if item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES:
+                    continue
+                sub = _submission_row(msg, att, item, verdict)
+                s.add(sub)
+                subs.append(sub)
+            s.flush()
+            self._supersede(s, msg, [x for x in subs if x.status == "accepted"])
+            self._mark_duplicates(s, msg, subs)
+            queued = [self._queue_one(s, m, msg.id, now) for m in outbox(msg.receipt_no)]
+            return RecordResult(_stored_message(msg), True, tuple(x.id for x in subs), tuple(q.id for q in queued))
+
+    @staticmethod
+    def _message_by_ref(s: Session, ref: int | str) -> MessageRow | None:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+            return s.get(MessageRow, int(ref))
+        return s.scalars(sa.select(MessageRow).where(MessageRow.receipt_no == ref.strip().upper())).one_or_none()
 
     def record_failure(self, raw_sha256: str, source: str, stage: str, error: str, traceback: str,
                        *, now: dt.datetime | None = None) -> int:
