@@ -182,7 +182,7 @@ def _print_ingest_table(rows) -> None:
 
 def cmd_check(args) -> int:
     from . import filetype, validate, workbook
-    from .model import Problem
+    from .model import FileKind, Problem
     from .workdays import WorkCalendar
     config = _load_config(args) if (args.config or Path("config.yaml").exists()) else None
     rules_dir = Path(args.rules) if args.rules else (config.rules if config else Path(__file__).resolve().parent.parent / "rules")
@@ -195,7 +195,12 @@ def cmd_check(args) -> int:
     problems: list[Problem] = []
     rows = 0
     sheets: list[str] = []
-    if not kind.is_workbook:
+    if kind in (FileKind.XLSM, FileKind.ENCRYPTED):
+        try:
+            workbook.read_workbook(content, kind)
+        except workbook.WorkbookError as e:
+            problems.append(e.problem)
+    elif not kind.is_workbook:
         problems.append(Problem("not-a-workbook", f"文件'{Path(args.workbook).name}'实为{desc}，不是Excel/WPS/ODS工作簿"))
     else:
         try:

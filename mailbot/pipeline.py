@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import classify, deadlines, filetype, letters, parse, screen, validate, workbook
+from .failpoints import failpoint
 from .model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Rules,
                     Severity, Verdict)
 from .workdays import WorkCalendar
@@ -68,6 +69,12 @@ def examine(att: Attachment, rules: Rules) -> Examined:
     kind, desc = filetype.sniff(att.content, att.filename)
     problems: list[Problem] = []
     note = filetype.mismatch(kind, att.filename)
+    if kind in (FileKind.XLSM, FileKind.ENCRYPTED):
+        # reading them yields the precise refusal (macros, password) with how to fix it
+        try:
+            workbook.read_workbook(att.content, kind)
+        except workbook.WorkbookError as e:
+            return Examined(att, sha, kind, desc, problems=(e.problem,))
     if not kind.is_workbook:
         return Examined(att, sha, kind, desc, problems=tuple(problems))
     try:
@@ -296,10 +303,12 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
     from .store import OutgoingMail  # the store is an edge; the pure part never imports it
 
     sha = store.archive_raw(raw)                     # nothing happens before the bytes are safe
+    failpoint("after-archive")
     stage = "parse"
     incoming: Incoming | None = None
     try:
         incoming = parse.parse_message(raw, limits=intake.rules.limits)
+        failpoint("after-parse")
         stage = "lookup"
         existing = store.find_message(incoming.message_id, sha)
         if existing is not None:
@@ -326,6 +335,7 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
                                  mail_message_id=letter.message_id, raw=letter.raw)]
 
         stage = "store"
+        failpoint("before-record")
         result = store.record(incoming=incoming, raw_sha256=sha, received_at=received_at, source=source,
                               verdict=verdict, outbox=outbox, now=now)
     except Exception as e:  # noqa: BLE001 - a crash on one message must never stop the intake

@@ -9,6 +9,7 @@ while the judgement on each value is exact.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import string
@@ -46,7 +47,13 @@ def normalize_header(text: Any) -> str:
     no required-marks ('*决定日期', '决定日期（必填）')."""
     if text is None:
         return ""
-    s = unicodedata.normalize("NFKC", str(text)).translate(_INVISIBLE)
+    return _normalize_text(str(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalize_text(text: str) -> str:
+    # cached: enum values and headers repeat on every row of a ledger
+    s = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     s = "".join(s.split()).translate(_BRACKETS)
     while True:
         stripped = _MARKS.sub("", s)
@@ -78,13 +85,16 @@ def _text(value: Any) -> str:
 
 def _serial_to_date(serial: float, date1904: bool) -> dt.date | None:
     whole = math.floor(serial)
-    if date1904:
-        return dt.date(1904, 1, 1) + dt.timedelta(days=whole)
-    if whole == 60:
-        return None     # Lotus' 1900-02-29, a day that never was
-    if whole < 60:
-        return dt.date(1899, 12, 31) + dt.timedelta(days=whole)
-    return dt.date(1899, 12, 30) + dt.timedelta(days=whole)
+    try:
+        if date1904:
+            return dt.date(1904, 1, 1) + dt.timedelta(days=whole)
+        if whole == 60:
+            return None     # Lotus' 1900-02-29, a day that never was
+        if whole < 60:
+            return dt.date(1899, 12, 31) + dt.timedelta(days=whole)
+        return dt.date(1899, 12, 30) + dt.timedelta(days=whole)
+    except OverflowError:
+        return None
 
 
 _TIME_SUFFIX = r"(?:(?:\s+|T)\d{1,2}(?::\d{1,2}){1,2}(?:\.\d+)?)?"
@@ -113,7 +123,7 @@ def parse_date(value: Any, date1904: bool = False) -> tuple[dt.date | None, str 
     for form in _DATE_FORMS:
         m = form.match(text)
         if m:
-            return _make_date(int(m.group(1)), int(m.group(3)), int(m.group(4)), text)
+            return _make_date(int(m.group(1)), int(m.group(3)), int(m.group(4)), _text(value))
     return None, f"'{_text(value)}'不是有效日期；请按'2026-11-03'或'2026/11/3'的格式填写"
 
 
@@ -172,6 +182,7 @@ _WITH_UNIT = re.compile(r"^([+-]?[\d,]*\.?\d+)\s*(亿元|万元|元|亿|万)$")
 _UNIT_FACTOR = {"元": 1, "万": 10_000, "万元": 10_000, "亿": 100_000_000, "亿元": 100_000_000}
 
 
+@functools.lru_cache(maxsize=1024)
 def _column_unit(name: str) -> str | None:
     key = normalize_header(name)
     for unit in ("万元", "亿元", "元"):
@@ -234,10 +245,12 @@ def _cover_table(wb: Workbook, cover: CoverSpec) -> Table | None:
     for table in wb.tables:
         if normalize_header(table.name) in keys:
             return table
-    # no sheet by that name: the sheet carrying at least two of the labels is the cover
-    for table in wb.tables:
-        if len(_find_labels(table, cover)) >= min(2, len(cover.fields)):
-            return table
+    # no sheet by that name: a first sheet carrying most labels is the cover (only the first,
+    # since a ledger's header row may well hold '联系人' and '联系电话' side by side)
+    if wb.tables and cover.fields:
+        labels = len(_find_labels(wb.tables[0], cover))
+        if labels >= 2 and labels * 2 >= len(cover.fields):
+            return wb.tables[0]
     return None
 
 
@@ -580,11 +593,15 @@ def _check_number(raw: Any, col: Column):
     return number, []
 
 
+@functools.lru_cache(maxsize=1024)
+def _choice_keys(choices: tuple[str, ...]) -> dict[str, str]:
+    return {normalize_header(c): c for c in reversed(choices)}
+
+
 def _check_choice(raw: Any, col: Column):
-    key = normalize_header(raw)
-    for choice in col.choices:
-        if normalize_header(choice) == key:
-            return choice, []
+    choice = _choice_keys(col.choices).get(normalize_header(raw))
+    if choice is not None:
+        return choice, []
     allowed = "、".join(col.choices)
     return None, [("bad-choice", f"'{_text(raw)}'不是允许的取值；应为以下之一：{allowed}", Severity.ERROR)]
 
@@ -619,7 +636,7 @@ def _is_empty(raw: Any, col: Column) -> bool:
     text = _text(raw)
     if not text:
         return True
-    return col.type in _TYPED and normalize_header(text) in _NA
+    return col.type in _TYPED and len(text) <= 6 and normalize_header(text) in _NA
 
 
 @dataclass
@@ -679,13 +696,18 @@ class _Template(dict):
         raise KeyError(key)
 
 
-def _row_check_text(rc: RowCheck, default: str, **fields: Any) -> str:
+def _row_check_text(rc: RowCheck, default: str, **fields: Any) -> tuple[str, str | None]:
+    """(message, hint): a rule message with {placeholders} replaces the default sentence; a
+    plain one (the plan's reason, e.g. '应自作出行政决定之日起7个工作日内上传') becomes the hint,
+    so the dates and the due day are never lost."""
     if not rc.message:
-        return default
+        return default, None
+    if "{" not in rc.message:
+        return default, rc.message
     try:
-        return string.Formatter().vformat(rc.message, (), _Template(fields))
+        return string.Formatter().vformat(rc.message, (), _Template(fields)), None
     except (KeyError, IndexError, ValueError):
-        return default
+        return default, None
 
 
 def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCalendar) -> Problem | None:
@@ -717,8 +739,8 @@ def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCal
         fields.update(due=earlier.isoformat(), days=(later - earlier).days)
     else:
         raise ValueError(f"unknown row check kind {rc.kind!r}")
-    return _cell_problem(rc.code, match.table, row.index, rc.later, c,
-                         _row_check_text(rc, text, **fields), rc.severity)
+    message, hint = _row_check_text(rc, text, **fields)
+    return _cell_problem(rc.code, match.table, row.index, rc.later, c, message, rc.severity, hint)
 
 
 # ---------------------------------------------------------------- the sheet

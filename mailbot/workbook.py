@@ -2,13 +2,15 @@
 with a precise Chinese Problem.
 
 calamine is fast but trusts its input: a 5 KB xlsx with values in A1 and XFD1048576 makes it
-allocate half a terabyte and abort the whole process, and it expands DTD-free but huge zips
-without a bound. So every package is inspected first, without calamine: the zip's declared
-sizes, each XML part's prolog (no DTD, hence no entity bomb), and the cell extent of every
-sheet (xlsx and ods XML, xls BIFF records); only then does calamine read it.
+allocate half a terabyte and abort the whole process, and it inflates whatever a zip holds.
+So every package is inspected first, without calamine: the zip's declared sizes; each XML part
+inflated here with its declared size as a hard cap and its CRC checked; each part's prolog
+(no DTD, hence no entity bomb); and the cell extent of every sheet (xlsx and ods XML, xls BIFF
+records). Only then does calamine read it.
 """
 from __future__ import annotations
 
+import bz2
 import csv
 import io
 import pyexpat
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 import python_calamine
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
-from .filetype import OLE_MAGIC, OleError, OleFile
+from .filetype import OLE_MAGIC, OleError, OleFile, describe
 from .model import FileKind, Problem, Table, Workbook
 
 __all__ = ["WorkbookError", "Limits", "read_workbook", "column_letter", "cell_name"]
@@ -105,7 +107,9 @@ def _size(n: int) -> str:
         return f"{n / (1 << 30):.1f} GB"
     if n >= _MIB:
         return f"{n / _MIB:.1f} MB"
-    return f"{n / 1024:.1f} KB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n}字节"
 
 
 # ---------------------------------------------------------------- the entry point
@@ -128,7 +132,7 @@ def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = Non
     if kind is FileKind.CSV:
         return _read_csv(content, limits, name)
     if kind not in (FileKind.XLSX, FileKind.XLS, FileKind.ET, FileKind.ODS):
-        raise _fail("workbook-unsupported", f"文件类型'{kind.value}'不是可读取的电子表格", f"kind {kind}",
+        raise _fail("workbook-unsupported", f"文件实为{describe(kind)}，不是可读取的电子表格", f"kind {kind}",
                     _HINT_RESAVE)
     if not content:
         raise _broken("empty content", "文件为空（0字节）")
@@ -171,17 +175,16 @@ def _check_extent(sheet: str, rows: int, cols: int, limits: Limits) -> None:
 
 def _inspect_zip(content: bytes, limits: Limits) -> _Facts:
     try:
-        zf = zipfile.ZipFile(io.BytesIO(content))
-        infos = zf.infolist()
+        infos = zipfile.ZipFile(io.BytesIO(content)).infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise _broken(f"zip: {e}") from e
     lower = {i.filename.lower() for i in infos}
     _check_zip_shape(infos, lower, limits)
     facts = _Facts()
     if "mimetype" in lower:
-        _scan_ods(zf, infos, facts, limits)
+        _scan_ods(content, infos, facts, limits)
     else:
-        _scan_xlsx(zf, infos, facts, limits)
+        _scan_xlsx(content, infos, facts, limits)
     for sheet, (rows, cols) in facts.extents.items():
         _check_extent(sheet, rows, cols, limits)
     return facts
@@ -209,23 +212,44 @@ def _check_zip_shape(infos: list[zipfile.ZipInfo], lower: set[str], limits: Limi
                          f"total {total} bytes declared")
 
 
-def _members(zf: zipfile.ZipFile, info: zipfile.ZipInfo):
-    """The member's bytes in chunks; zipfile stops at the declared size and checks the CRC, so
-    a part that lies about its size is caught here rather than inflated by calamine."""
+def _inflate(content: bytes, info: zipfile.ZipInfo) -> bytes:
+    """A part's bytes, inflated here from its local header with the declared size as a hard
+    cap. A part holding more than it declares is how a zip bomb slips past size checks (and
+    calamine would inflate all of it); it is refused, as is one failing its CRC."""
+    off = info.header_offset
+    if content[off:off + 4] != b"PK\x03\x04":
+        raise _broken(f"{info.filename}: no local header at {off}")
+    name_len, extra_len = struct.unpack_from("<HH", content, off + 26)
+    start = off + 30 + name_len + extra_len
+    raw = content[start:start + info.compress_size]
+    if len(raw) < info.compress_size:
+        raise _broken(f"{info.filename}: compressed data cut short")
+    limit = info.file_size + 1
     try:
-        with zf.open(info) as f:
-            while chunk := f.read(_MIB):
-                yield chunk
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as e:
+        if info.compress_type == zipfile.ZIP_STORED:
+            data = raw
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            data = zlib.decompressobj(-15).decompress(raw, limit)
+        elif info.compress_type == zipfile.ZIP_BZIP2:
+            data = bz2.BZ2Decompressor().decompress(raw, limit)
+        else:
+            raise _broken(f"{info.filename}: compression method {info.compress_type}",
+                          f"文件内部的'{info.filename}'使用了Excel/WPS不会使用的压缩方式")
+    except (zlib.error, OSError, EOFError, ValueError) as e:
         raise _broken(f"{info.filename}: {e}") from e
+    if len(data) > info.file_size:
+        raise _too_large(f"文件内部的'{info.filename}'实际内容比声明的{_size(info.file_size)}更大（疑似'压缩炸弹'），不予读取",
+                         f"{info.filename}: more than the declared {info.file_size} bytes")
+    if len(data) < info.file_size or zlib.crc32(data) != info.CRC:
+        raise _broken(f"{info.filename}: size or CRC mismatch")
+    return data
 
 
 class _StopScan(Exception):
     """Raised from a handler once the part has told us all we need."""
 
 
-def _scan_xml(zf: zipfile.ZipFile, info: zipfile.ZipInfo, start=None, whole: bool = False,
-              data: bytes | None = None) -> None:
+def _scan_xml(name: str, data: bytes, start=None, whole: bool = False) -> None:
     """Parses one XML part with expat under defusedxml's rules (no DTD, no entity, no external
     reference). A DTD can only stand before the root element, so without `whole` the scan ends
     at the root; `start(name, attrs)` sees elements when the whole part is needed."""
@@ -250,17 +274,15 @@ def _scan_xml(zf: zipfile.ZipFile, info: zipfile.ZipInfo, start=None, whole: boo
     parser.ExternalEntityRefHandler = forbid_external
     parser.StartElementHandler = start if whole else stop_at_root
     try:
-        for chunk in ((data,) if data is not None else _members(zf, info)):
-            parser.Parse(chunk, False)
-        parser.Parse(b"", True)
+        parser.Parse(data, True)
     except _StopScan:
         return
     except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as e:
         raise _fail("workbook-xml-bomb",
-                    f"文件内部的'{info.filename}'含有DTD或实体声明（'XML炸弹'的特征，正常的Excel/WPS文件不会如此），"
-                    "出于安全考虑不予读取", f"{info.filename}: {type(e).__name__}", _HINT_RESAVE) from e
+                    f"文件内部的'{name}'含有DTD或实体声明（'XML炸弹'的特征，正常的Excel/WPS文件不会如此），"
+                    "出于安全考虑不予读取", f"{name}: {type(e).__name__}", _HINT_RESAVE) from e
     except pyexpat.ExpatError as e:
-        raise _broken(f"{info.filename}: {e}", f"文件内部的'{info.filename}'不是完整的XML（文件已损坏或被截断）") from e
+        raise _broken(f"{name}: {e}", f"文件内部的'{name}'不是完整的XML（文件已损坏或被截断）") from e
 
 
 def _local(name: str) -> str:
@@ -278,7 +300,7 @@ _XML_PART = re.compile(r"\.(xml|rels|vml)$", re.I)
 _SHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$", re.I)
 
 
-def _scan_xlsx(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], facts: _Facts, limits: Limits) -> None:
+def _scan_xlsx(content: bytes, infos: list[zipfile.ZipInfo], facts: _Facts, limits: Limits) -> None:
     book: dict = {"sheets": [], "rels": {}}
     parts = {i.filename: i for i in infos}
 
@@ -299,13 +321,13 @@ def _scan_xlsx(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], facts: _Facts,
         if not _XML_PART.search(name):
             continue
         if name.lower() == "xl/workbook.xml":
-            _scan_xml(zf, info, workbook_start, whole=True)
+            _scan_xml(name, _inflate(content, info), workbook_start, whole=True)
         elif name.lower() == "xl/_rels/workbook.xml.rels":
-            _scan_xml(zf, info, rels_start, whole=True)
+            _scan_xml(name, _inflate(content, info), rels_start, whole=True)
         elif _SHEET_PART.match(name):
-            extents[name] = _sheet_extent(zf, info, limits)
+            extents[name] = _sheet_extent(name, _inflate(content, info), limits)
         else:
-            _scan_xml(zf, info)
+            _scan_xml(name, _inflate(content, info))
     if len(book["sheets"]) > limits.max_sheets:
         raise _too_large(f"工作簿有{len(book['sheets'])}个工作表，超过上限{limits.max_sheets}个")
     # name each extent by its sheet, so a problem says '双公示台账' rather than sheet3.xml
@@ -327,18 +349,17 @@ _CELL_REF = re.compile(rb'<c\s[^>]*?\br="\$?([A-Za-z]{1,3})\$?(\d+)"')
 _PREFIXED = (b":c ", b":c>", b":c/", b":row ", b":row>", b":row/", b":c\n", b":row\n")
 
 
-def _sheet_extent(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> tuple[int, int]:
+def _sheet_extent(name: str, data: bytes, limits: Limits) -> tuple[int, int]:
     """The sheet's extent: a quick regex bound when every row and cell carries its reference
     and that bound is within the limits (the usual case), else the exact expat walk, which
     alone decides a rejection (the quick bound also counts styled empty cells)."""
-    data = b"".join(_members(zf, info))
-    _scan_xml(zf, info, data=data)
+    _scan_xml(name, data)
     quick = _quick_extent(data)
     if quick and quick[0] <= limits.max_rows and quick[1] <= limits.max_cols \
             and quick[0] * quick[1] <= limits.max_cells:
         return quick
     tracker = _CellExtent()
-    _scan_xml(zf, info, tracker.start, whole=True, data=data)
+    _scan_xml(name, data, tracker.start, whole=True)
     return tracker.max_row + 1, tracker.max_col + 1
 
 
@@ -406,13 +427,13 @@ def _column_index(letters: str) -> int:
     return max(n - 1, 0)
 
 
-def _scan_ods(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], facts: _Facts, limits: Limits) -> None:
+def _scan_ods(content: bytes, infos: list[zipfile.ZipInfo], facts: _Facts, limits: Limits) -> None:
     tracker = _OdsExtent()
     for info in infos:
         if info.filename == "content.xml":
-            _scan_xml(zf, info, tracker.start, whole=True)
+            _scan_xml(info.filename, _inflate(content, info), tracker.start, whole=True)
         elif _XML_PART.search(info.filename):
-            _scan_xml(zf, info)
+            _scan_xml(info.filename, _inflate(content, info))
     if len(tracker.extents) > limits.max_sheets:
         raise _too_large(f"工作簿有{len(tracker.extents)}个工作表，超过上限{limits.max_sheets}个")
     facts.extents.update(tracker.extents)

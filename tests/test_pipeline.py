@@ -224,3 +224,24 @@ def test_human_readable_table(sqlite_config, capsys):
                      str(DATA / "cases" / "mutt_mistakes.eml")]) == 0
     out = capsys.readouterr().out
     assert "rejected" in out and "1 message(s)" in out
+
+
+@pytest.mark.parametrize("fixture, code", [("encrypted.xlsx", "workbook-encrypted"), ("macro.xlsm", "workbook-macros"),
+                                           ("zip_bomb.xlsx", "workbook-too-large"), ("xml_bomb.xlsx", "workbook-xml-bomb"),
+                                           ("pe_as.xlsx", "wrong-file-kind"), ("truncated.xlsx", "workbook-broken")])
+def test_dangerous_or_broken_workbooks_get_a_precise_rejection(fixture, code, sqlite_config, capsys, tmp_path):
+    from email.message import EmailMessage
+    m = EmailMessage()
+    m["From"] = "fagui@cqscjg.example.cn"
+    m["To"] = "xyjgk@cqscjg.example.cn"
+    m["Subject"] = "政策法规科2026年11月双公示台账"
+    m["Message-ID"] = f"<{fixture}@fagui>"
+    m.set_content("请查收。")
+    m.add_attachment((DATA / "workbooks" / fixture).read_bytes(), maintype="application", subtype="octet-stream",
+                     filename="双公示台账" + fixture[fixture.rfind("."):])
+    p = tmp_path / "m.eml"
+    p.write_bytes(m.as_bytes())
+    [r] = ingest(capsys, sqlite_config, p)
+    assert r["outcome"] == "rejected", r
+    [item] = r["items"]
+    assert item["task"] == 3 and code in item["error_codes"], item

@@ -118,6 +118,13 @@ def test_cover_value_below_its_label_and_alias_sheet_name():
     ]
 
 
+def test_cover_found_on_an_unnamed_first_sheet_only():
+    first = Table("Sheet1", (("报送科室：办公室",), ("报送月份", "2026年10月")))
+    assert set(read_cover(book(first), COVER)) == {"报送科室", "报送月份"}
+    ledger = Table("Sheet2", (("序号", "联系人", "联系电话"), (1, "张三", "13812345678")))
+    assert read_cover(book(Table("说明", (("x",),)), ledger), COVER) == {}
+
+
 def test_missing_cover_is_a_warning():
     values, problems = check_cover(load("sgs_broken.xlsx"), COVER)
     assert values == {}
@@ -225,6 +232,13 @@ def test_broken_ledger_reports_everything_at_once_in_order(name):
     # five rows read ('合计' ends the ledger); only the late one (a warning) is accepted
     assert report.rows == 5
     assert [d["序号"] for d in report.reports["双公示台账"].data] == [4]
+
+
+def test_csv_ledger():
+    report = validate_workbook(load("sgs_gbk.csv"), [SGS], CAL)
+    assert [m.how for m in report.matches] == ["header"]
+    assert found(report) == [("missing-column", None, "工作表'sgs_gbk'缺少'备注'列（非必填列，建议按模板补上）")]
+    assert report.reports["sgs_gbk"].data[0]["罚款金额（万元）"] == 0.2
 
 
 def test_1904_serials():
@@ -389,6 +403,16 @@ def test_other_row_checks_and_custom_message():
                                          "上报日期2026-10-01，上报日期早于决定日期"),
     ]
     assert [d["决定日期"] for d in report.data] == [dt.date(2026, 9, 30)] * 2   # the error row is dropped
+
+
+def test_a_plain_rule_message_becomes_the_hint():
+    spec = SheetSpec(3, "双公示台账", columns=SGS.columns, row_checks=(
+        RowCheck("within_working_days", "决定日期", "上报日期", 7, code="late-publication", counts_against="及时率",
+                 message='"双公示"信息应自作出行政决定之日起7个工作日内上传至市信用平台'),))
+    [p] = sheet([row(决定日期="2026-09-28", 上报日期="2026-10-15")], spec=spec).problems
+    assert p.message == ("工作表'双公示台账'第2行'上报日期'(J2): 决定日期2026-09-28，上报日期2026-10-15，"
+                         "超过7个工作日（应于2026-10-13前上报），计入及时率")
+    assert p.hint == '"双公示"信息应自作出行政决定之日起7个工作日内上传至市信用平台'
 
 
 def test_unknown_year_is_one_warning_per_sheet():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -116,7 +118,7 @@ def test_truncated_xls():
 def test_zip_bomb_refused_before_inflating():
     p = refused("zip_bomb.xlsx")
     assert p.code == "workbook-too-large"
-    assert p.message == ("文件内部的'xl/worksheets/sheet1.xml'解压后为1.0 GB（压缩后仅1.0 KB），"
+    assert p.message == ("文件内部的'xl/worksheets/sheet1.xml'解压后为1.0 GB（压缩后仅996字节），"
                          "超过单个部件的上限128.0 MB，疑似'压缩炸弹'，不予读取")
     assert (WB / "zip_bomb.xlsx").stat().st_size < 4096
 
@@ -173,7 +175,8 @@ def test_empty(name, message):
 def test_not_a_workbook():
     with pytest.raises(WorkbookError) as info:
         read_workbook((WB / "pdf_as.xlsx").read_bytes(), FileKind.PDF)
-    assert info.value.problem.code == "workbook-unsupported"
+    assert (info.value.problem.code, info.value.problem.message) == (
+        "workbook-unsupported", "文件实为PDF文档，不是可读取的电子表格")
     with pytest.raises(WorkbookError) as info:
         read_workbook((WB / "pdf_as.xlsx").read_bytes(), FileKind.XLSX)   # a caller that trusted the name
     assert info.value.problem.code == "workbook-broken"
@@ -248,6 +251,32 @@ def test_dtd_in_a_sheet_part_is_a_bomb_too():
         read_workbook(_with_part(_xlsx(""), "xl/worksheets/sheet1.xml", dtd), FileKind.XLSX)
     assert info.value.problem.code == "workbook-xml-bomb"
     assert "'xl/worksheets/sheet1.xml'" in info.value.problem.message
+
+
+def _declare_smaller(content: bytes, name: str, size: int) -> bytes:
+    """Rewrite a member's declared size and CRC (local header and central directory) to cover
+    only its first `size` bytes, as a crafted zip bomb does to slip past size checks."""
+    info = zipfile.ZipFile(io.BytesIO(content)).getinfo(name)
+    real = zipfile.ZipFile(io.BytesIO(content)).read(name)
+    crc = zlib.crc32(real[:size])
+    buf = bytearray(content)
+    struct.pack_into("<I", buf, info.header_offset + 14, crc)
+    struct.pack_into("<I", buf, info.header_offset + 22, size)
+    central = buf.find(name.encode(), buf.find(b"PK\x01\x02")) - 46
+    assert buf[central:central + 4] == b"PK\x01\x02"
+    struct.pack_into("<I", buf, central + 16, crc)
+    struct.pack_into("<I", buf, central + 24, size)
+    return bytes(buf)
+
+
+def test_a_part_holding_more_than_it_declares_is_refused():
+    rows = "".join(f'<row r="{i}"><c r="A{i}"><v>{i}</v></c></row>' for i in range(1, 20000))
+    content = _declare_smaller(_xlsx(rows), "xl/worksheets/sheet1.xml", 1000)
+    with pytest.raises(WorkbookError) as info:
+        read_workbook(content, FileKind.XLSX)
+    assert info.value.problem.code == "workbook-too-large"
+    assert info.value.problem.message == ("文件内部的'xl/worksheets/sheet1.xml'实际内容比声明的1000字节更大"
+                                          "（疑似'压缩炸弹'），不予读取")
 
 
 def test_1904_flag_from_workbook_properties():

@@ -269,10 +269,17 @@ _LAUGHS = ('<!DOCTYPE workbook [<!ENTITY lol "lol">'
            + ']>')
 
 
+_STAMP = (2026, 11, 1, 0, 0, 0)     # fixed, so a rebuilt hand-made zip is byte-identical
+
+
+def _put(zf: zipfile.ZipFile, name: str, data: str | bytes, method: int = zipfile.ZIP_DEFLATED) -> None:
+    zf.writestr(zipfile.ZipInfo(name, date_time=_STAMP), data, method)
+
+
 def _package(path: Path, parts: dict[str, str | bytes]) -> None:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(path, "w") as zf:
         for name, data in parts.items():
-            zf.writestr(name, data)
+            _put(zf, name, data)
 
 
 def build_xml_bomb(path: Path) -> None:
@@ -284,12 +291,12 @@ def build_xml_bomb(path: Path) -> None:
 
 def build_zip_bomb(path: Path) -> None:
     head, tail = _SHEET.format(text="x").split("<sheetData>")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
-        zf.writestr("_rels/.rels", _ROOT_RELS)
-        zf.writestr("xl/workbook.xml", _WORKBOOK.format(dtd="", sheets=_ONE_SHEET))
-        zf.writestr("xl/_rels/workbook.xml.rels", _BOOK_RELS)
-        info = zipfile.ZipInfo("xl/worksheets/sheet1.xml", date_time=(2026, 11, 1, 0, 0, 0))
+    with zipfile.ZipFile(path, "w") as zf:
+        _put(zf, "[Content_Types].xml", _CONTENT_TYPES)
+        _put(zf, "_rels/.rels", _ROOT_RELS)
+        _put(zf, "xl/workbook.xml", _WORKBOOK.format(dtd="", sheets=_ONE_SHEET))
+        _put(zf, "xl/_rels/workbook.xml.rels", _BOOK_RELS)
+        info = zipfile.ZipInfo("xl/worksheets/sheet1.xml", date_time=_STAMP)
         info.compress_type = zipfile.ZIP_BZIP2
         with zf.open(info, "w") as part:
             part.write((head + "<sheetData>").encode())
@@ -321,21 +328,22 @@ def build_ods_bomb(path: Path) -> None:
                 '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
                 '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>')
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
-        zf.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
-        zf.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+        _put(zf, "mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        _put(zf, "content.xml", content)
+        _put(zf, "META-INF/manifest.xml", manifest)
 
 
 def build_macro(src: Path, path: Path) -> None:
     fake_vba = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
         for item in zin.infolist():
             data = zin.read(item)
             if item.filename == "[Content_Types].xml":
-                data = data.replace(b"spreadsheetml.sheet.main+xml", b"sheet.macroEnabled.main+xml")
+                data = data.replace(b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+                                    b"application/vnd.ms-excel.sheet.macroEnabled.main+xml")
                 data = data.replace(b"</Types>", b'<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/></Types>')
-            zout.writestr(item.filename, data)
-        zout.writestr("xl/vbaProject.bin", fake_vba)
+            _put(zout, item.filename, data)
+        _put(zout, "xl/vbaProject.bin", fake_vba)
 
 
 _PDF = b"""%PDF-1.4
