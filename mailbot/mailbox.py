@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .failpoints import failpoint
+
 __all__ = [
     "Fetched", "Source", "ImapSource", "MaildirSource", "MailboxError", "LoginFailed",
     "Backoff", "run_once", "watch", "source_from_config", "imap_id", "refresh_capabilities",
@@ -112,8 +114,10 @@ def run_once(source: Source, handle: Callable[[Fetched], Any], limit: int = 50,
         n = 0
         for fetched in source.fetch_new(limit):
             result = handle(fetched)
+            failpoint("after-record")
             outcome = getattr(result, "outcome", result)
             source.settle(fetched, str(getattr(outcome, "value", outcome)))
+            failpoint("after-settle")
             n += 1
             if stop is not None and stop.is_set():
                 return total + n
@@ -570,6 +574,7 @@ class ImapSource:
         except _imap_errors() as e:
             self._broken = True
             raise MailboxError(f"{self.name}: settling UID {uid} failed: {type(e).__name__}: {e}") from e
+        failpoint("after-move")
         self._outstanding.discard(uid)
         self._progress(uid)
 

@@ -35,6 +35,7 @@ from typing import Any
 import aiosmtplib
 
 from .config import MailServer
+from .failpoints import failpoint
 
 __all__ = [
     "RetryPolicy", "DEFAULT_POLICY", "Attempt", "DeliveryReport", "deliver_due", "deliver_due_sync",
@@ -404,6 +405,7 @@ async def deliver_due(
                 stop(i, f"the lease of {lease} is running out; the rest come back when it ends")
                 log.warning("outbox: %s (%d mail(s))", stopped, len(deferred))
                 break
+            failpoint("before-smtp")
             rcpts = _recipients(mail.recipients)
             lease_timer = asyncio.timeout(remaining)
             try:
@@ -447,6 +449,7 @@ async def deliver_due(
                 i += 1
                 continue
 
+            failpoint("inside-smtp")
             # The server has the mail: record that before anything else can happen.
             detail = reply
             if refused:
@@ -459,6 +462,7 @@ async def deliver_due(
                 log.critical("outbox %d <%s>: %s; it will be sent again when the lease ends; stopping",
                              mail.id, mail.mail_message_id, stopped)
                 break
+            failpoint("after-mark-sent")
             attempts.append(Attempt(mail.id, mail.mail_message_id, SENT, detail, refused=tuple(refused)))
             if refused:
                 log.warning("outbox %d <%s> sent to %d of %d recipient(s); refusals for a person: %s",
