@@ -183,11 +183,14 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
                 mailbox_address: str, mailbox_name: str, received_at: dt.datetime,
                 now: dt.datetime, template: tuple[str, bytes] | None = None) -> Letter | None:
     """The reply to a section's message, or None where no reply is due (ignored mail)."""
-    if verdict.outcome is Outcome.IGNORED or not verdict.reply:
+    if not verdict.reply or (verdict.outcome is Outcome.IGNORED and not verdict.template_period):
         return None
     to = incoming.reply_to[:1] or ((incoming.from_addr,) if incoming.from_addr else ())
     if not to:
         return None
+    if verdict.template_period:
+        return _template_letter(verdict, incoming, receipt_no, rules, mailbox_address, mailbox_name,
+                                now, template, to)
     tag = _SUBJECT_TAG[verdict.outcome]
     subject = f"【{tag}】{receipt_no} {incoming.subject or '（无主题）'}"
     kind = _KIND[verdict.outcome]
@@ -201,3 +204,27 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
                        in_reply_to=incoming.message_id or None, references=incoming.references,
                        attachments=atts)
     return Letter(kind, tuple(to), subject, message_id, raw)
+
+
+def _template_letter(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules, mailbox_address: str,
+                     mailbox_name: str, now: dt.datetime, template: tuple[str, bytes] | None,
+                     to: Sequence[str]) -> Letter:
+    """The answer to 索取模板: the section's blank workbook for the month, and what it covers."""
+    section, period = verdict.section, verdict.template_period
+    tasks = rules.tasks_of(section) if section else ()
+    lines = [f"{section}：", "",
+             f"    您索取的{zh_period(period)}报送模板（附件1 信用状况监测分析报送材料模板）已随本邮件附上，请查收。", "",
+             f"    模板包含贵科室负责的{len(tasks)}项重点任务的工作表：" if tasks else ""]
+    for t in tasks:
+        lines.append(f"      任务{t.number}：{t.title}")
+    lines += ["", "    填报说明见模板第一个工作表。请保留工作表名称和表头，填写后直接回复本邮件报送；",
+              "    同一科室、同一任务、同一月份重新报送的材料将替代此前的报送。", "",
+              "    感谢您的支持与配合！", "", mailbox_name, f"{now.year}年{now.month}月{now.day}日", "",
+              "（本邮件由信用监管科邮件受理系统自动发送。）"]
+    subject = f"【模板】{section}{zh_period(period)}报送模板"
+    message_id = f"{receipt_no}.template@{mail_domain(mailbox_address)}"
+    atts = [(template[0], template[1], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")] if template else []
+    raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=to, subject=subject,
+                       plain="\n".join(lines) + "\n", message_id=message_id, now=now,
+                       in_reply_to=incoming.message_id or None, references=incoming.references, attachments=atts)
+    return Letter("template", tuple(to), subject, message_id, raw)

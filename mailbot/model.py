@@ -372,3 +372,4 @@ class Verdict:
     problems: tuple[Problem, ...] = ()    # message-level problems (no attachment, unknown sender...)
     reply: bool = True            # False for ignored mail and where the reply cap says so
     attach_template: bool = False
+    template_period: str | None = None   # set when the message only asks for the blank template

@@ -174,6 +174,13 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
                        "nothing in the message resembles a submission", None, reply=False)
 
     received = received_at.date()
+    if not files and decision.section and not decision.quarantine and any(
+            w in incoming.subject for w in rules.template_requests):
+        periods = classify.find_periods(incoming.subject, received)
+        period = periods[0][0] if len(periods) == 1 else f"{received.year:04d}-{received.month:02d}"
+        return Verdict(Outcome.IGNORED, f"template request: blank template for {period} sent back",
+                       decision.section, decision.evidence, reply=True, attach_template=True,
+                       template_period=period)
     if not files:
         return Verdict(Outcome.REJECTED if not decision.quarantine else Outcome.QUARANTINED,
                        "no attachment", decision.section, decision.evidence,
@@ -287,6 +294,8 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
 
 
 def _period_for_template(verdict: Verdict, received: dt.date) -> str:
+    if verdict.template_period:
+        return verdict.template_period
     for i in verdict.items:
         if i.period:
             return i.period

@@ -245,3 +245,29 @@ def test_dangerous_or_broken_workbooks_get_a_precise_rejection(fixture, code, sq
     assert r["outcome"] == "rejected", r
     [item] = r["items"]
     assert item["task"] == 3 and code in item["error_codes"], item
+
+
+def test_a_template_request_gets_the_sections_blank_template_by_return(sqlite_config, capsys, tmp_path):
+    from email.message import EmailMessage
+    m = EmailMessage()
+    m["From"] = "canyin@cqscjg.example.cn"
+    m["To"] = "xyjgk@cqscjg.example.cn"
+    m["Subject"] = "索取2026年12月报送模板"
+    m["Message-ID"] = "<tpl@canyin>"
+    m.set_content("请发送本科室模板，谢谢。")
+    p = tmp_path / "t.eml"
+    p.write_bytes(m.as_bytes())
+    [r] = ingest(capsys, sqlite_config, p)
+    assert r["outcome"] == "ignored" and "template request" in r["reason"]
+    assert r["reply"]["subject"] == "【模板】餐饮科2026年12月报送模板"
+    c = load_config(sqlite_config)
+    with Store(c.database, c.storage) as st:
+        [mail] = st.outbox()
+        assert mail.kind == "template"
+        reply = email.message_from_bytes(mail.raw, policy=email.policy.default)
+        [att] = list(reply.iter_attachments())
+        assert "餐饮科" in att.get_filename() and "2026年12月" in att.get_filename()
+        import io
+        import openpyxl
+        wb = openpyxl.load_workbook(io.BytesIO(att.get_content()))
+        assert "诚信宣传活动台账" in wb.sheetnames or len(wb.sheetnames) > 3
