@@ -368,6 +368,11 @@ def cmd_quarantine_retry(args) -> int:
     return 0 if "internal error" not in result.reason else 1
 
 
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(imap=args.imap, workdir=args.dir)
+
+
 # ---------------------------------------------------------------- argument parsing
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="last good poll, outbox backlog, mail waiting for a person; exit 1 if silent too long")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_health)
+
+    d = sub.add_parser("demo", help="run the bot on the sample month of mail, with mail servers of its own")
+    d.add_argument("--imap", action="store_true", help="over real IMAP (needs Dovecot)")
+    d.add_argument("--dir", type=Path, help="work folder (default: storage/demo/ in the project)")
+    d.set_defaults(func=cmd_demo)
 
     q = sub.add_parser("quarantine", help="messages waiting for a person")
     qsub = q.add_subparsers(dest="quarantine_command", required=True)

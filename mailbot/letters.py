@@ -176,7 +176,9 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     for name, data, mime in attachments:
         maintype, _, subtype = mime.partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return msg.as_bytes()
+    # The default policy folds a long In-Reply-To/References into RFC 2047 words, which breaks
+    # threading (ids without a Message-ID are long); lines stay far under RFC 5322's 998 anyway.
+    return msg.as_bytes(policy=msg.policy.clone(max_line_length=None))
 
 
 def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,

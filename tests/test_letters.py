@@ -93,3 +93,12 @@ def test_reply_to_is_honoured(rules):
                          mailbox_address="a@b.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
     assert letter.recipients == ("office@x.cn",) and letter.kind == "quarantine_notice"
     assert "待信用监管科人工确认" in parse(letter).get_body(("plain",)).get_content()
+
+
+def test_long_message_ids_are_not_folded_into_encoded_words(rules):
+    long_id = "a" * 64 + "@mailbot.invalid"
+    v = Verdict(Outcome.ACCEPTED, "ok", "政策法规科", SECTION_EV, (item(),))
+    letter = draft_reply(verdict=v, incoming=incoming(message_id=long_id, references=()), receipt_no="XY1",
+                         rules=rules, mailbox_address="a@b.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
+    assert f"In-Reply-To: <{long_id}>".encode() in letter.raw
+    assert parse(letter)["References"] == f"<{long_id}>"
