@@ -164,10 +164,14 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{message_id}>"
+    threading_lines = b""
     if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
+        # Written by hand: the email policy folds a long id list into RFC 2047 words, which
+        # breaks threading; here each id may go on its own folded line, as RFC 5322 allows.
         refs = [r for r in references if r] + ([in_reply_to] if in_reply_to not in references else [])
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
+        threading_lines = (f"In-Reply-To: <{in_reply_to}>\n"
+                           f"References: {chr(10).join(' ' * (i > 0) + f'<{r}>' for i, r in enumerate(refs))}\n"
+                           ).encode("ascii", "replace")
     msg["Auto-Submitted"] = auto_submitted
     msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer our answer
     msg[BOT_HEADER] = "1"
@@ -176,9 +180,11 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     for name, data, mime in attachments:
         maintype, _, subtype = mime.partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    # The default policy folds a long In-Reply-To/References into RFC 2047 words, which breaks
-    # threading (ids without a Message-ID are long); lines stay far under RFC 5322's 998 anyway.
-    return msg.as_bytes(policy=msg.policy.clone(max_line_length=None))
+    raw = msg.as_bytes()
+    if threading_lines:
+        at = raw.index(b"\nAuto-Submitted:") + 1
+        raw = raw[:at] + threading_lines + raw[at:]
+    return raw
 
 
 def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,
