@@ -373,7 +373,7 @@ def confirm(ref: int | str, section: str, *, intake: Intake, store: Any, now: dt
     incoming = parse.parse_message(store.read_raw(stored.raw_sha256), limits=intake.rules.limits)
     prior = [p for p in store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
              if p.receipt_no != stored.receipt_no]
-    received_at = stored.received_at
+    received_at = stored.received_at.astimezone(deadlines.BEIJING)   # stored in UTC; dates are Beijing dates
     verdict = decide(incoming, intake, received_at, prior, section_override=section)
     template = None
     if verdict.attach_template and template_for is not None:

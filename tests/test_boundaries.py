@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 PURE = ["model", "rules", "parse", "mimenames", "unpack", "screen", "filetype", "workbook", "uscc", "validate",
-        "classify", "workdays", "deadlines", "letters", "templates", "config"]
+        "classify", "workdays", "deadlines", "letters", "templates", "config", "deadlines", "status", "reminders", "package"]
 
 SCRIPT = """
 import sys
