@@ -280,6 +280,27 @@ class Processed:
                 "reply": self.reply, "duplicate": self.duplicate}
 
 
+def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, received_at: dt.datetime,
+                   now: dt.datetime, template_for: Any, drafted: dict[str, Any]):
+    """The outbox callable store.record runs inside its transaction, once the receipt number exists;
+    `drafted` receives the reply's address and subject for the caller's report."""
+    from .store import OutgoingMail
+    template = None
+    if verdict.attach_template and verdict.section and template_for is not None:
+        template = template_for(verdict.section, _period_for_template(verdict, received_at.date()))
+
+    def outbox(receipt_no: str) -> list[Any]:
+        letter = letters.draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
+                                     mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
+                                     received_at=received_at, now=now, template=template)
+        if letter is None:
+            return []
+        drafted["reply"] = {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}
+        return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
+                             mail_message_id=letter.message_id, raw=letter.raw)]
+    return outbox
+
+
 def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store: Any, now: dt.datetime) -> Verdict:
     """Draft no reply once an address has had its hourly share: a misbehaving auto-responder
     must not start a loop. The message is still recorded; only the answer is withheld."""
@@ -309,8 +330,6 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
     template_for(section, period) -> (filename, bytes) supplies the blank template attached to
     rejections where it helps.
     """
-    from .store import OutgoingMail  # the store is an edge; the pure part never imports it
-
     sha = store.archive_raw(raw)                     # nothing happens before the bytes are safe
     failpoint("after-archive")
     stage = "parse"
@@ -328,21 +347,8 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
         verdict = decide(incoming, intake, received_at, prior)
         verdict = _apply_reply_cap(verdict, incoming, intake, store, now)
         stage = "reply"
-        template = None
-        if verdict.attach_template and verdict.section and template_for is not None:
-            template = template_for(verdict.section, _period_for_template(verdict, received_at.date()))
         drafted: dict[str, Any] = {}
-
-        def outbox(receipt_no: str) -> list[Any]:
-            letter = letters.draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
-                                         mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
-                                         received_at=received_at, now=now, template=template)
-            if letter is None:
-                return []
-            drafted["reply"] = {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}
-            return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
-                                 mail_message_id=letter.message_id, raw=letter.raw)]
-
+        outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
         stage = "store"
         failpoint("before-record")
         result = store.record(incoming=incoming, raw_sha256=sha, received_at=received_at, source=source,
@@ -365,7 +371,6 @@ def confirm(ref: int | str, section: str, *, intake: Intake, store: Any, now: dt
     """The credit section confirms a quarantined message's section: decide it again with that
     section, record the verdict on the same message (same receipt number) and queue the reply.
     Raises LookupError / ValueError for an unknown or not-quarantined message."""
-    from .store import OutgoingMail
     detail = store.message_detail(ref)
     if detail is None:
         raise LookupError(f"no message {ref!r}")
@@ -375,21 +380,8 @@ def confirm(ref: int | str, section: str, *, intake: Intake, store: Any, now: dt
              if p.receipt_no != stored.receipt_no]
     received_at = stored.received_at.astimezone(deadlines.BEIJING)   # stored in UTC; dates are Beijing dates
     verdict = decide(incoming, intake, received_at, prior, section_override=section)
-    template = None
-    if verdict.attach_template and template_for is not None:
-        template = template_for(section, _period_for_template(verdict, received_at.date()))
     drafted: dict[str, Any] = {}
-
-    def outbox(receipt_no: str) -> list[Any]:
-        letter = letters.draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
-                                     mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
-                                     received_at=received_at, now=now, template=template)
-        if letter is None:
-            return []
-        drafted["reply"] = {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}
-        return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
-                             mail_message_id=letter.message_id, raw=letter.raw)]
-
+    outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
     result = store.confirm_quarantined(stored.id, verdict=verdict, outbox=outbox, now=now)
     return Processed(incoming.message_id, stored.raw_sha256, verdict.outcome.value, verdict.reason, verdict.section,
                      result.receipt_no, _item_dicts(verdict), drafted.get("reply"))
