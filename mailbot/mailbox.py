@@ -678,6 +678,11 @@ class ImapSource:
             news = _news(self._poll(min(remaining, 1.0)))
         # After an error above the connection is left as it is: the caller closes and reconnects.
         client.send(b"DONE\r\n")
+        if stop is not None and stop.is_set() and not news:
+            # Shutting down: a hung server would hold us for the whole socket timeout waiting for
+            # DONE's answer; nothing is in flight, so drop the connection instead of logging out.
+            self._broken = True
+            return False
         self.mailbox.consume_until_tagged_response(tag)
         return news
 
