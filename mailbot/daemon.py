@@ -151,7 +151,14 @@ class Daemon:
                 source.close()
             except Exception:  # noqa: BLE001 - closing after a failure may fail too
                 pass
-        summary.sent, summary.temporary, summary.permanent = self.deliver_outbox()
+        # deliver_due takes a bounded batch: keep going while batches make progress
+        for _ in range(10_000):
+            sent, temporary, permanent = self.deliver_outbox()
+            summary.sent += sent
+            summary.temporary += temporary
+            summary.permanent += permanent
+            if sent == 0:
+                break
         return summary
 
     # ------------------------------------------------------------ the daemon

@@ -638,7 +638,8 @@ def test_auto_replies_since_counts_drafted_replies_to_an_address(db_store):
 
     mail(1, "receipt", ("张三 <ZCFG@example.gov.cn>",), NOW - hour)         # counted at the edge
     mail(2, "rejection", (OK_RCPT,), NOW - MIN)
-    mail(3, "quarantine_notice", ("other@example.gov.cn", OK_RCPT), NOW)
+    mail(3, "quarantine_notice", (OK_RCPT, "other@example.gov.cn"), NOW)    # the reply's addressee comes first
+    mail(7, "receipt", ("other@example.gov.cn", OK_RCPT), NOW)              # a copy to it is not a reply to it
     mail(4, "reminder", (OK_RCPT,), NOW)                                    # scheduled, not a reply
     mail(5, "receipt", (OK_RCPT,), NOW - hour - MIN)                        # too old
     mail(6, "receipt", ("zcfg@example.gov.cn.cn",), NOW)                    # another address
