@@ -368,6 +368,266 @@ def cmd_quarantine_retry(args) -> int:
     return 0 if "internal error" not in result.reason else 1
 
 
+# ---------------------------------------------------------------- deadlines, reminders, summaries
+
+def _optional_config(args):
+    """The config where one is given or ./config.yaml exists; else None (the project's rules/)."""
+    if args.config or os.environ.get("MAILBOT_CONFIG") or Path("config.yaml").exists():
+        return _load_config(args)
+    return None
+
+
+def _rules_and_calendar(args):
+    from .workdays import WorkCalendar
+    config = _optional_config(args)
+    rules_dir = Path(args.rules) if getattr(args, "rules", None) else (
+        config.rules if config else Path(__file__).resolve().parent.parent / "rules")
+    rules = _load_rules(rules_dir)
+    return config, rules, WorkCalendar(rules.calendar, str(rules_dir))
+
+
+def _office(config):
+    from .config import check_sections_against_rules
+    from .office import Office
+    rules = _load_rules(config.rules)
+    bad = check_sections_against_rules(config, {s.id for s in rules.sections})
+    if bad:
+        raise UsageError("invalid config:\n" + "\n".join(bad))
+    try:
+        return Office(config, rules, _open_store(config))
+    except ValueError as e:                       # a bad reminders setting in rules/
+        raise UsageError(f"invalid rules in {config.rules}: {e}") from None
+
+
+def _now(args, config) -> dt.datetime:
+    """--now (ISO 8601; without an offset, in the config's time zone), else the clock."""
+    tz = _tz(config) if config else zoneinfo.ZoneInfo("Asia/Shanghai")
+    return _parse_when(args.now, tz) if getattr(args, "now", None) else dt.datetime.now(tz)
+
+
+def _period(text: str) -> str:
+    from .deadlines import parse_period
+    try:
+        parse_period(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return text
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _cols(*cells: tuple[str, int]) -> str:
+    """Cells padded to display widths (a CJK character is two columns)."""
+    import unicodedata
+
+    def width(t: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in t)
+    return "".join(t + " " * max(1, w - width(t)) for t, w in cells).rstrip()
+
+
+def _deliver(config, store, now: dt.datetime) -> str:
+    """Send what is due in the outbox where smtp is configured; a line saying what happened."""
+    if config.smtp is None:
+        return "outbox: no smtp configured, the mail waits for `mailbot run` or `poll --once`"
+    from .sender import deliver_due_sync
+    sent = temporary = permanent = 0
+    for _ in range(10_000):                       # deliver_due takes a bounded batch: go on while it makes progress
+        report = deliver_due_sync(store, config.smtp, now, envelope_from=config.smtp.sender or config.mailbox_address)
+        sent, temporary, permanent = sent + len(report.sent), temporary + len(report.temporary), \
+            permanent + len(report.permanent)
+        if not report.sent:
+            break
+    return f"outbox: {sent} sent, {temporary} deferred, {permanent} failed"
+
+
+def cmd_deadlines(args) -> int:
+    from .deadlines import deadlines_for_period, iso, zh_date
+    from .workdays import CalendarGapError
+    _config, rules, calendar = _rules_and_calendar(args)
+    period = _period(args.period)
+    try:
+        dues = deadlines_for_period(rules, period, calendar)
+    except CalendarGapError as e:
+        raise UsageError(str(e)) from None
+    except ValueError as e:
+        raise UsageError(f"invalid rules: {e}") from None
+    if args.json:
+        for d in dues:
+            print(json.dumps({"task": d.task, "section": d.section, "period": d.period, "due": iso(d.due)},
+                             ensure_ascii=False))
+        return 0
+    year, month = (int(x) for x in period.split("-"))
+    print(f"{year}年{month}月的报送期限（{len(dues)}项）")
+    print(_cols(("任务", 6), ("科室", 18), ("截止", 28), ("规则", 0)))
+    for d in dues:
+        if d.kind == "monthly":
+            rule = next((f"每月{x.day}日前" + ("（实施方案未写日期，按此执行）" if not x.stated else "")
+                         for x in rules.task(d.task).deadlines if x.kind == "monthly"), "")
+        else:
+            rule = f"每{'月' if d.per == 'month' else '年'}至少{d.at_least}次（{'月底' if d.per == 'month' else '年底'}核对）"
+        print(_cols((str(d.task), 6), (d.section, 18), (zh_date(d.due), 28), (rule, 0)))
+    return 0
+
+
+def _parse_event(text: str) -> dt.date | dt.datetime:
+    from .deadlines import beijing
+    try:
+        if "T" in text or " " in text.strip():
+            return beijing(dt.datetime.fromisoformat(text.strip()))
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--event must be a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM; found {text!r}") from None
+
+
+def due_explanation(task, event: dt.date | dt.datetime, due: dt.date | dt.datetime, calendar) -> str:
+    """The Chinese explanation `mailbot due` prints under the due date."""
+    import math
+    from .deadlines import beijing, zh_date
+    rule = next(d for d in task.deadlines if d.kind == "event")
+    what = rule.event_column or "事件日期"
+    head = f"任务{task.number}（{task.title}）：{rule.source or '按事件计算期限'}。"
+    if rule.working_days is not None:
+        start = event.date() if isinstance(event, dt.datetime) else event
+        off = [start + dt.timedelta(days=k) for k in range(1, (due - start).days)
+               if not calendar.is_workday(start + dt.timedelta(days=k))]
+        skipped = f"（其间{len(off)}天休息日不计，调休上班日计为工作日）" if off else ""
+        return (f"{head}\n{what}{zh_date(start)}，当日不计，往后数{rule.working_days}个工作日{skipped}，"
+                f"期限为{zh_date(due)}当日结束前。")
+    if isinstance(event, dt.datetime):
+        return (f"{head}\n{what}{zh_date(beijing(event))}起{rule.hours}小时，期限为{zh_date(due)}"
+                f"（按小时计，节假日不停止计时）。")
+    days = math.ceil(rule.hours / 24)
+    return (f"{head}\n{what}{zh_date(event)}，只有日期没有时间，按不超过{days}个自然日计，"
+            f"期限为{zh_date(due)}当日结束前。")
+
+
+def cmd_due(args) -> int:
+    from .deadlines import event_due, iso
+    from .workdays import CalendarGapError
+    _config, rules, calendar = _rules_and_calendar(args)
+    task = rules.task(args.task)
+    if task is None:
+        raise UsageError(f"unknown task {args.task}; tasks are 1..{len(rules.tasks)}")
+    event = _parse_event(args.event)
+    try:
+        due = event_due(task, event, calendar)
+    except CalendarGapError as e:
+        raise UsageError(str(e)) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if due is None:
+        raise UsageError(f"task {task.number} has no deadline that an event sets: the plan asks for it "
+                         f"第一时间 (as soon as possible), with no time to compute")
+    print(iso(due))
+    print(due_explanation(task, event, due, calendar))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .deadlines import iso
+    from .status import render_table
+    config = _load_config(args)
+    period = _period(args.period)
+    office = _office(config)
+    now = _now(args, config)
+    cells = office.status(period, now)
+    if args.json:
+        for c in cells:
+            print(json.dumps({"section": c.section, "task": c.task, "period": c.period, "state": c.state,
+                              "submitted_at": iso(c.submitted_at)}, ensure_ascii=False))
+        return 0
+    from .deadlines import beijing
+    print(render_table(cells, color=_color(), today=beijing(now).date()), end="")
+    return 0
+
+
+def cmd_remind(args) -> int:
+    from .deadlines import iso
+    config = _load_config(args)
+    office = _office(config)
+    now = _now(args, config)
+    if args.dry_run:
+        gaps: list = []
+        shown = office.plan(now, gaps)
+        note = f"{len(shown)} letter(s) due at {iso(now)} (dry run: nothing queued)"
+        unaddressed = [p for p in shown if not p.to]
+    else:
+        run = office.remind(now)
+        gaps, shown, unaddressed = run.gaps, run.queued, run.unaddressed
+        note = f"{len(run.queued)} letter(s) queued, {len(run.already)} queued before"
+    if unaddressed:
+        note += f"; no address for {', '.join(dict.fromkeys(p.section for p in unaddressed))} (see the digest)"
+    for g in gaps:
+        print(f"mailbot: {g}", file=sys.stderr)
+    for p in shown:
+        if not args.dry_run and not p.to:
+            continue
+        for row in p.rows():
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False))
+            else:
+                to = ", ".join(row["to"]) or "（未登记邮箱）"
+                print(_cols((row["kind"], 10), (row["section"], 18), (f"任务{row['task']}", 8), (row["period"], 9),
+                            (f"截止 {row['due']}", 18), (f"→ {to}", 0)))
+    if not args.dry_run and shown:
+        try:
+            note += "; " + _deliver(config, office.store, now)
+        except Exception as e:  # noqa: BLE001 - queued mail stays for the daemon
+            print(f"mailbot: delivery failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+    print(note, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    config = _load_config(args)
+    period = _period(args.period)
+    out = Path(args.out)
+    if out.suffix.lower() != ".xlsx":
+        raise UsageError(f"--out must name an .xlsx file; found {args.out!r}")
+    office = _office(config)
+    now = _now(args, config)
+    xlsx, zipped = office.write(period, out, now)
+    print(f"wrote {xlsx}")
+    print(f"wrote {zipped}")
+    if args.send:
+        try:
+            sent = office.send_package(period, xlsx, zipped, now)
+        except LookupError as e:
+            raise UsageError(str(e)) from None
+        print(f"{'queued' if sent.created else 'already queued'} to {', '.join(sent.recipients)}: {sent.subject}")
+        try:
+            print(_deliver(config, office.store, now))
+        except Exception as e:  # noqa: BLE001 - queued mail stays for the daemon
+            print(f"mailbot: delivery failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_score(args) -> int:
+    config = _load_config(args)
+    if not 2000 <= args.year <= 2099:
+        raise UsageError(f"--year must be a year such as 2026; found {args.year}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".xlsx":
+        raise UsageError(f"--out must name an .xlsx file; found {args.out!r}")
+    office = _office(config)
+    now = _now(args, config)
+    rows, data = office.score(args.year, now)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r.as_dict(), ensure_ascii=False))
+    due = sum(r.due for r in rows)
+    on_time = sum(r.on_time for r in rows)
+    print(f"wrote {out}: {len(rows)} row(s); {due} due, {on_time} on time, {sum(r.late for r in rows)} late, "
+          f"{sum(r.missing for r in rows)} missing", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(imap=args.imap, workdir=args.dir)
@@ -424,6 +684,45 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--imap", action="store_true", help="over real IMAP (needs Dovecot)")
     d.add_argument("--dir", type=Path, help="work folder (default: storage/demo/ in the project)")
     d.set_defaults(func=cmd_demo)
+
+    dl = sub.add_parser("deadlines", help="every deadline of a month (task, section, due date)")
+    dl.add_argument("--period", required=True, help="YYYY-MM")
+    dl.add_argument("--json", action="store_true", help='one {"task", "section", "period", "due"} per line')
+    dl.add_argument("--rules", help="rules folder (default: the config's, else the project's rules/)")
+    dl.set_defaults(func=cmd_deadlines)
+
+    du = sub.add_parser("due", help="the deadline an event sets (a 双公示 decision, a news event, an objection letter)")
+    du.add_argument("--task", required=True, type=int, help="task number, 1..11")
+    du.add_argument("--event", required=True, help="the event's date YYYY-MM-DD, or time YYYY-MM-DDTHH:MM (Beijing)")
+    du.add_argument("--rules", help="rules folder (default: the config's, else the project's rules/)")
+    du.set_defaults(func=cmd_due)
+
+    stt = sub.add_parser("status", help="sections by tasks for a month: on_time, late, missing, not_due, not_applicable")
+    stt.add_argument("--period", required=True, help="YYYY-MM")
+    stt.add_argument("--json", action="store_true", help='one {"section", "task", "period", "state", "submitted_at"} per line')
+    stt.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
+    stt.set_defaults(func=cmd_status)
+
+    rm = sub.add_parser("remind", help="send (or list) the reminders and overdue notices due at a moment")
+    rm.add_argument("--now", help="the moment (ISO 8601, Beijing time without an offset; default: now)")
+    rm.add_argument("--dry-run", action="store_true", help="only list what is due; queue and send nothing")
+    rm.add_argument("--json", action="store_true",
+                    help='one {"kind", "to", "section", "task", "period", "due"} per missing item')
+    rm.set_defaults(func=cmd_remind)
+
+    sm = sub.add_parser("summary", help="the monthly package for 区发改局, with the evidence zip beside it")
+    sm.add_argument("--period", required=True, help="YYYY-MM")
+    sm.add_argument("--out", required=True, help="the package workbook (.xlsx); the zip is written in its folder")
+    sm.add_argument("--send", action="store_true", help="also mail both to the credit section")
+    sm.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
+    sm.set_defaults(func=cmd_summary)
+
+    sc = sub.add_parser("score", help="the year-end score per section and task")
+    sc.add_argument("--year", required=True, type=int)
+    sc.add_argument("--out", required=True, help="output .xlsx")
+    sc.add_argument("--json", action="store_true", help="also print one JSON object per section and task")
+    sc.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
+    sc.set_defaults(func=cmd_score)
 
     q = sub.add_parser("quarantine", help="messages waiting for a person")
     qsub = q.add_subparsers(dest="quarantine_command", required=True)

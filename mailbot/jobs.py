@@ -1,23 +1,41 @@
 """The daemon's scheduled jobs, persisted in the database by APScheduler so they survive restarts.
 
 Jobs are registered by name and looked up in the running daemon at fire time: a persistent job
-store keeps only the name, never a live object. Each job logs when it fires; what it sends
-goes through the outbox with a dedupe key, so a restart or a second daemon never sends it twice.
+store keeps only the name, never a live object. Each job logs when it fires and what it did;
+what it sends goes through the outbox with a dedupe key, so a restart, a rerun or a second
+daemon never sends it twice. The work itself is in office.py; the times are SCHEDULE's, in
+Beijing time whatever the machine's zone:
+
+  reminders         daily at settings' send_at: reminders and overdue notices to the sections
+  digest            daily at send_at: the credit section's digest (in a deadline's last week)
+  monthly_package   daily at send_at: the package for 区发改局, on the working day after a
+                    month's last deadline
+  period_complete   hourly 08:00-20:00: the "all in" notice of a period
+  calendar_warning  Mondays 09:00 from 1 November: next year's holiday schedule is missing
+
+Catching up: a firing missed while the daemon was down runs once when it comes back (the job
+store keeps each job's next run time; register() keeps a past one, and the jobs have no
+misfire limit). A first start, with nothing in the job store, has missed nothing: the jobs
+start from their next time (`mailbot remind` does a catch-up by hand).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import zoneinfo
 from typing import Any
 
 from .letters import make_message, mail_domain
+from .office import Office
+from .reminders import ReminderSettings
 from .store import OutgoingMail
 from .workdays import WorkCalendar
 
-__all__ = ["register", "run_job", "calendar_gap_notice", "JOBS"]
+__all__ = ["register", "run_job", "calendar_gap_notice", "schedule", "trigger", "JOBS", "ZONE"]
 
 log = logging.getLogger("mailbot.jobs")
 _DAEMON: Any = None
+ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def calendar_gap_notice(today: dt.date, calendar: WorkCalendar) -> str | None:
@@ -55,7 +73,60 @@ def _calendar_warning(daemon: Any) -> None:
     log.warning("holiday schedule for %s missing: notice %s", now.year + 1, "queued" if q.created else "already queued")
 
 
-JOBS = {"calendar_warning": _calendar_warning}
+def _reminders(daemon: Any) -> None:
+    now = daemon.clock()
+    run = Office.of(daemon).remind(now)
+    log.info("reminders at %s: %d letter(s) queued%s; %d queued before; %d for sections without an address%s",
+             now.isoformat(timespec="minutes"), len(run.queued),
+             f" ({', '.join(p.dedupe_key for p in run.queued)})" if run.queued else "", len(run.already),
+             len(run.unaddressed), f" ({', '.join(p.section for p in run.unaddressed)})" if run.unaddressed else "")
+
+
+def _digest(daemon: Any) -> None:
+    now = daemon.clock()
+    sent = Office.of(daemon).digest(now)
+    if sent is None:
+        log.info("digest at %s: none due", now.isoformat(timespec="minutes"))
+    else:
+        log.info("digest %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+def _period_complete(daemon: Any) -> None:
+    for sent in Office.of(daemon).completion(daemon.clock()):
+        log.info("all-in notice %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+def _monthly_package(daemon: Any) -> None:
+    for sent in Office.of(daemon).scheduled_packages(daemon.clock()):
+        log.info("monthly package %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+JOBS = {
+    "reminders": _reminders,
+    "digest": _digest,
+    "monthly_package": _monthly_package,
+    "period_complete": _period_complete,
+    "calendar_warning": _calendar_warning,
+}
+
+
+def schedule(rules: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(job id, description, cron fields in Beijing time) of every job, in the order jobs that
+    fire at the same moment should run."""
+    st = ReminderSettings.from_rules(rules)
+    at = {"hour": st.send_at.hour, "minute": st.send_at.minute}
+    return [
+        ("reminders", "reminders and overdue notices to the sections", at),
+        ("digest", "daily digest for the credit section", at),
+        ("monthly_package", "monthly package for 区发改局", at),
+        ("period_complete", "notice when a period is all in", {"hour": "8-20", "minute": 0}),
+        ("calendar_warning", "holiday schedule for next year", {"day_of_week": "mon", "hour": 9, "minute": 0}),
+    ]
+
+
+def trigger(fields: dict[str, Any]):
+    from apscheduler.triggers.cron import CronTrigger
+    return CronTrigger(timezone=ZONE, **fields)
 
 
 def run_job(name: str) -> None:
@@ -70,9 +141,29 @@ def run_job(name: str) -> None:
         log.exception("job %s failed", name)
 
 
+def _stored_next_run(scheduler: Any, job_id: str) -> dt.datetime | None:
+    """The next run time the job store kept for `job_id` from the daemon's last run, if any."""
+    for store in getattr(scheduler, "_jobstores", {}).values():
+        try:
+            job = store.lookup_job(job_id)
+        except Exception:  # noqa: BLE001 - no table yet: a first start
+            continue
+        if job is not None:
+            return job.next_run_time
+    return None
+
+
 def register(scheduler: Any, daemon: Any) -> None:
+    """Add every job; a run missed while the daemon was down is kept, so it runs once on start."""
     global _DAEMON
     _DAEMON = daemon
-    scheduler.add_job("mailbot.jobs:run_job", "cron", args=["calendar_warning"], id="calendar_warning",
-                      name="holiday schedule for next year", day_of_week="mon", hour=9, minute=0,
-                      replace_existing=True)
+    now = daemon.clock()
+    for job_id, name, fields in schedule(daemon.rules):
+        extra: dict[str, Any] = {}
+        missed = _stored_next_run(scheduler, job_id)
+        if missed is not None and missed <= now:
+            extra["next_run_time"] = missed
+            log.info("job %s: the run of %s was missed while the daemon was down; it runs now", job_id,
+                     missed.isoformat(timespec="minutes"))
+        scheduler.add_job("mailbot.jobs:run_job", trigger(fields), args=[job_id], id=job_id, name=name,
+                          replace_existing=True, coalesce=True, misfire_grace_time=None, **extra)

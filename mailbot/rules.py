@@ -43,7 +43,10 @@ DEADLINE_KINDS: dict[str, tuple[str, ...]] = {
 ROW_CHECK_KINDS = ("not_before", "within_working_days", "within_hours")
 # the keys unpack.Budget takes (it notes any other as unknown); *_bytes may be written "200 MB"
 LIMIT_KEYS = ("max_unpacked_bytes", "max_files", "max_depth", "max_ratio")
-REMINDER_KEYS = ("before_workdays", "overdue_workdays", "count_check_months", "send_at")
+REMINDER_KEYS = ("before_workdays", "overdue_workdays", "count_check_months", "send_at", "on_due_day",
+                 "overdue_grace_workdays", "monthly_due_shift")
+# reminders: monthly_due_shift (deadlines.SHIFTS): what a monthly due date on a day off becomes
+DUE_SHIFTS = ("none", "previous_workday", "next_workday")
 INSTRUCTIONS_SHEET = "填报说明"                   # written by templates.py, never a task sheet
 COVER_PREFILLED = ("报送科室", "报送月份")          # the template writer fills these in
 
@@ -856,6 +859,19 @@ def _read_settings(doc: _Doc) -> tuple[tuple[str, ...], dict, dict[str, int]]:
                 if value and not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", value):
                     doc.add(node, f"reminders: send_at must be a time HH:MM, found '{value}'")
                 elif value:
+                    reminders[key] = value
+                continue
+            if key == "on_due_day":
+                reminders[key] = doc.boolean(node, "reminders: on_due_day", True)
+                continue
+            if key == "overdue_grace_workdays":
+                n = doc.integer(node, "reminders: overdue_grace_workdays", 0, 60)
+                if n is not None:
+                    reminders[key] = n
+                continue
+            if key == "monthly_due_shift":
+                value = doc.choice(node, "reminders: monthly_due_shift", DUE_SHIFTS)
+                if value is not None:
                     reminders[key] = value
                 continue
             lo, hi = (1, 12) if key == "count_check_months" else (0, 60)
