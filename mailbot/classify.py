@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Classification, Evidence, FileKind, Problem, Rules, Severity
+from .model import Classification, Evidence, FileKind, Problem, Rules
 
 __all__ = [
     "SectionDecision", "decide_section", "find_periods", "period_of_value", "find_tasks",

@@ -17,11 +17,11 @@ import threading
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import mailbox, pipeline
 from .config import Config, check_sections_against_rules
+from .files import write_atomically
 from .rules import load_rules
 from .store import Store
 from .workdays import WorkCalendar
@@ -126,9 +126,7 @@ class Daemon:
         else:
             data["last_error"] = error
             data["last_error_at"] = now
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"), mode=0o644)
 
     # ------------------------------------------------------------ one pass
 

@@ -328,7 +328,7 @@ def _show_replies(say, sent: list[_Sent], store: Any, inbox, section_of) -> None
         answers = [raw for irt, subject, raw in replies.get(s.sender, []) if m is not None and (
             irt == m.message_id.strip("<>") or (m.receipt_no and m.receipt_no in subject))]
         if not answers:
-            say(f"      ← 无回复 no reply" + (f": {m.outcome}, {m.reason}" if m else ""))
+            say("      ← 无回复 no reply" + (f": {m.outcome}, {m.reason}" if m else ""))
             continue
         for raw in answers:
             subject, lines = _reply_lines(raw)

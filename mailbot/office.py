@@ -35,13 +35,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomically
 from .classify import zh_period
 from .deadlines import (BEIJING, Due, add_months, beijing, deadlines_for_period, iso, parse_period,
                         period_last_day, period_of, shift_of, zh_date, zh_weekday)
@@ -140,30 +139,6 @@ def _template(rules: Rules, section: str, period: str) -> tuple[str, bytes]:
         hit = _TEMPLATES[key] = (rules, template_filename(rules, section, period),
                                  template_bytes(rules, section, period))
     return hit[1], hit[2]
-
-
-def _write_atomically(path: Path, content: bytes, *, replace: bool = True) -> None:
-    """Write temp-then-rename; with replace=False a file already there (another daemon's) is kept."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)                        # mkstemp makes 0600; these are for people to open
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)                  # fails where the file exists: the first writer wins
-            except FileExistsError:
-                pass
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
 
 
 def _md(day: dt.date | dt.datetime) -> str:
@@ -416,8 +391,8 @@ class Office:
         xlsx, zipped, _ = self.build(period, now)
         out = Path(out)
         zip_path = out.with_name(evidence_zip_filename(period))
-        _write_atomically(out, xlsx)
-        _write_atomically(zip_path, zipped)
+        write_atomically(out, xlsx, mode=0o644)
+        write_atomically(zip_path, zipped, mode=0o644)
         return out, zip_path
 
     def package_dir(self, period: str) -> Path:
@@ -430,8 +405,8 @@ class Office:
         if xlsx.exists() and zipped.exists():
             return xlsx, zipped, False
         data, zip_data, _ = self.build(period, now)
-        _write_atomically(zipped, zip_data, replace=False)
-        _write_atomically(xlsx, data, replace=False)
+        write_atomically(zipped, zip_data, replace=False, mode=0o644)
+        write_atomically(xlsx, data, replace=False, mode=0o644)
         return xlsx, zipped, True
 
     def package_mail(self, period: str, xlsx: Path, zipped: Path, now: dt.datetime, *, key: str,

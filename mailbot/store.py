@@ -13,9 +13,7 @@ import enum
 import functools
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from mailbot.files import write_atomically
 from mailbot.model import Incoming, Outcome, Verdict
 
 __all__ = [
@@ -645,12 +644,12 @@ class Store:
     def archive_raw(self, raw: bytes) -> str:
         """Keep a received message's bytes, before anything else looks at them; returns the sha256."""
         sha = hashlib.sha256(raw).hexdigest()
-        _write_once(self.raw_path(sha), raw)
+        write_atomically(self.raw_path(sha), raw, replace=False)
         return sha
 
     def save_file(self, content: bytes) -> str:
         sha = hashlib.sha256(content).hexdigest()
-        _write_once(self.file_path(sha), content)
+        write_atomically(self.file_path(sha), content, replace=False)
         return sha
 
     def read_raw(self, sha256: str) -> bytes:
@@ -1164,32 +1163,6 @@ def _check_sha(sha256: str) -> str:
     if not isinstance(sha256, str) or not _SHA256_RE.match(sha256):
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
     return sha256
-
-
-def _write_once(path: Path, content: bytes) -> None:
-    """Write `content` at `path` atomically, unless it is there already (content-addressed)."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # The rename is durable only once the directory entry is on disk.
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:

@@ -169,6 +169,7 @@ def test_archive_raw_leaves_nothing_when_the_rename_fails(store, monkeypatch):
     def boom(src, dst):
         raise OSError("disk gone")
     monkeypatch.setattr(os, "replace", boom)
+    monkeypatch.setattr(os, "link", boom)      # content-addressed files are linked into place
     with pytest.raises(OSError):
         store.archive_raw(b"raw bytes")
     folder = store.raw_path(sha(b"raw bytes")).parent
