@@ -267,6 +267,11 @@ def cmd_run(args) -> int:
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if args.json_logs:
         _setup_json_logs()
+    # Until the daemon installs its own handlers, a stop request just ends the start-up cleanly:
+    # nothing is in flight yet, and a migration interrupted here rolls back.
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: sys.exit(0))
     daemon = _daemon(args)
     daemon.run()
     return 0
