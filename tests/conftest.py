@@ -72,3 +72,26 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
     return request.getfixturevalue("postgres_url")
+
+
+def _open_store(url: str, storage):
+    from mailbot.store import Store
+    st = Store(url, storage)
+    st.upgrade()
+    return st
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A migrated store on SQLite, for tests about something other than the database."""
+    st = _open_store(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", tmp_path / "storage")
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def db_store(database_url, tmp_path):
+    """A migrated store on SQLite and on PostgreSQL."""
+    st = _open_store(database_url, tmp_path / "storage")
+    yield st
+    st.close()

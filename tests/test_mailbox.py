@@ -80,21 +80,8 @@ class Recorder:
         return result.message.outcome
 
 
-@pytest.fixture
-def store(tmp_path):
-    st = Store(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", tmp_path / "storage")
-    st.upgrade()
-    yield st
-    st.close()
 
 
-@pytest.fixture
-def any_store(database_url, tmp_path):
-    """The same, on SQLite and on PostgreSQL."""
-    st = Store(database_url, tmp_path / "storage")
-    st.upgrade()
-    yield st
-    st.close()
 
 
 class Commands:
@@ -322,11 +309,11 @@ def test_flags_instead_of_moving_and_never_expunges(dovecot, store, commands, mo
         again.close()
 
 
-def test_restart_resumes_from_the_saved_uid(dovecot, any_store):
+def test_restart_resumes_from_the_saved_uid(dovecot, db_store):
     for i in range(25):
         dovecot.deliver(USER, mail(i))
-    rec = Recorder(any_store)
-    first = imap(dovecot, any_store, move=False, chunk=10)
+    rec = Recorder(db_store)
+    first = imap(dovecot, db_store, move=False, chunk=10)
     first.connect()
     for f in first.fetch_new(10):
         first.settle(f, rec(f))
@@ -334,9 +321,9 @@ def test_restart_resumes_from_the_saved_uid(dovecot, any_store):
     crashed = next(iter(first.fetch_new(1)))
     rec(crashed)
     first.close()
-    assert any_store.mailbox_position(first.name).last_uid == 10
+    assert db_store.mailbox_position(first.name).last_uid == 10
 
-    second = imap(dovecot, any_store, move=False, chunk=10)
+    second = imap(dovecot, db_store, move=False, chunk=10)
     second.connect()
     try:
         assert run_once(second, rec) == 15
@@ -345,10 +332,10 @@ def test_restart_resumes_from_the_saved_uid(dovecot, any_store):
     assert len(rec.created) == 25 and len(set(rec.created)) == 25
     assert rec.calls.count("msg-10-accepted@example.test") == 2           # fetched again, recorded once
     assert len(rec.calls) == 26
-    assert any_store.mailbox_position(first.name).last_uid == 25
-    assert len(any_store.messages(limit=100)) == 25
+    assert db_store.mailbox_position(first.name).last_uid == 25
+    assert len(db_store.messages(limit=100)) == 25
 
-    third = imap(dovecot, any_store, move=False)
+    third = imap(dovecot, db_store, move=False)
     third.connect()
     try:
         assert run_once(third, rec) == 0
@@ -369,14 +356,14 @@ def test_first_run_new_skips_what_was_there(dovecot, store):
         src.close()
 
 
-def test_uidvalidity_change_processes_each_message_once(dovecot, any_store):
+def test_uidvalidity_change_processes_each_message_once(dovecot, db_store):
     folder = "报送"
     with dovecot.mailbox(USER) as mb:
         mb.folder.create(folder)
         for i in range(3):
             mb.append(mail(i), folder)
-    rec = Recorder(any_store)
-    src = imap(dovecot, any_store, folder=folder)
+    rec = Recorder(db_store)
+    src = imap(dovecot, db_store, folder=folder)
     src.connect()
     try:
         assert run_once(src, rec) == 3
@@ -389,7 +376,7 @@ def test_uidvalidity_change_processes_each_message_once(dovecot, any_store):
         mb.folder.create(folder)
         for i in range(5):
             mb.append(mail(i), folder)
-    src = imap(dovecot, any_store, folder=folder)
+    src = imap(dovecot, db_store, folder=folder)
     src.connect()
     try:
         assert src.uidvalidity != old_validity
@@ -398,9 +385,9 @@ def test_uidvalidity_change_processes_each_message_once(dovecot, any_store):
         src.close()
     assert sorted(rec.created) == sorted(f"msg-{i}-accepted@example.test" for i in range(5))
     assert len(rec.calls) == 8
-    assert len(any_store.messages(limit=100)) == 5
+    assert len(db_store.messages(limit=100)) == 5
     assert dovecot.messages(USER, folder) == []
-    pos = any_store.mailbox_position(src.name)
+    pos = db_store.mailbox_position(src.name)
     assert (pos.uidvalidity, pos.last_uid) == (src.uidvalidity, 5)
 
 
@@ -598,7 +585,7 @@ def tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and p.parent.name in ("new", "cur")}
 
 
-def test_maildir_fetch_settle_resume_and_never_delete(tmp_path, any_store):
+def test_maildir_fetch_settle_resume_and_never_delete(tmp_path, db_store):
     root = make_maildir(tmp_path / "Maildir")
     base = time.time() - 100
     put(root, "1001.M1P1.host,S=10", mail(1, "accepted"), mtime=base + 1)
@@ -607,8 +594,8 @@ def test_maildir_fetch_settle_resume_and_never_delete(tmp_path, any_store):
     put(root, "1003.M3P3.host", mail(3, "quarantined"), mtime=base + 3)
     before = sorted(tree(root).values())
 
-    rec = Recorder(any_store)
-    src = MaildirSource(root, any_store)
+    rec = Recorder(db_store)
+    src = MaildirSource(root, db_store)
     src.connect()
     fetched = list(src.fetch_new(10))
     assert [f.key for f in fetched] == ["1000.M0P0.host", "1001.M1P1.host,S=10", "1002.M2P2.host", "1003.M3P3.host"]
@@ -618,10 +605,10 @@ def test_maildir_fetch_settle_resume_and_never_delete(tmp_path, any_store):
     for f in fetched[:3]:
         src.settle(f, rec(f))
     rec(fetched[3])
-    again = MaildirSource(root, any_store)
+    again = MaildirSource(root, db_store)
     again.connect()
     assert run_once(again, rec) == 1
-    assert run_once(MaildirSource(root, any_store), rec) == 0
+    assert run_once(MaildirSource(root, db_store), rec) == 0
 
     assert sorted(tree(root).values()) == before            # every message still there, byte for byte
     assert set(tree(root)) == {

@@ -178,22 +178,8 @@ def trust(certificate) -> ssl.SSLContext:
 
 # ---------------------------------------------------------------- the store and its mails
 
-@pytest.fixture
-def store(tmp_path):
-    """SQLite only: for what the SMTP server does, not the database."""
-    st = Store(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", tmp_path / "storage")
-    st.upgrade()
-    yield st
-    st.close()
 
 
-@pytest.fixture
-def db_store(database_url, tmp_path):
-    """SQLite and PostgreSQL: for leases, retries and the crash guarantee."""
-    st = Store(database_url, tmp_path / "storage")
-    st.upgrade()
-    yield st
-    st.close()
 
 
 def letter(n: int, to: tuple[str, ...] = (f"张三 <{OK_RCPT}>",)) -> OutgoingMail:
