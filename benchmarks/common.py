@@ -1,7 +1,7 @@
 """Shared pieces of the benchmarks: realistic section mail in bulk, configs, measured subprocesses.
 
 The mail: every message comes from a section's registered address (config.example.yaml) and
-carries that section's real Annex 1 workbook (mailbot.templates.template_bytes) filled the way
+carries that section's real Annex 1 workbook (mailbot.duties.templates.template_bytes) filled the way
 a clerk fills it: the section's main ledger with `rows` rows (政策法规科: the 双公示台账, with valid
 统一社会信用代码 and decision/upload dates a few working days apart), its other ledgers that
 may not stay empty with three rows, the cover's contact filled in. Sections and months vary,
@@ -49,9 +49,9 @@ import openpyxl  # noqa: E402
 import yaml  # noqa: E402
 
 from mailbot.rules import load_rules  # noqa: E402
-from mailbot.templates import FIRST_DATA_ROW, HEADER_ROW, template_bytes  # noqa: E402
-from mailbot.uscc import CHARSET, check_character, org_check_character  # noqa: E402
-from mailbot.workdays import WorkCalendar  # noqa: E402
+from mailbot.duties.templates import FIRST_DATA_ROW, HEADER_ROW, template_bytes  # noqa: E402
+from mailbot.intake.uscc import CHARSET, check_character, org_check_character  # noqa: E402
+from mailbot.dates.workdays import WorkCalendar  # noqa: E402
 
 MAILBOX = "xyjgk@cqscjg.example.cn"
 DOMAIN = "cqscjg.example.cn"
@@ -673,12 +673,12 @@ _MAILSERVERS = None
 
 
 def mailservers():
-    """The Dovecot launcher: mailbot.devservers where it exists, else tests/mailservers.py (by path)."""
+    """The Dovecot launcher: mailbot.dev.devservers where it exists, else tests/mailservers.py (by path)."""
     global _MAILSERVERS
     if _MAILSERVERS is not None:
         return _MAILSERVERS
     try:
-        _MAILSERVERS = importlib.import_module("mailbot.devservers")
+        _MAILSERVERS = importlib.import_module("mailbot.dev.devservers")
         return _MAILSERVERS
     except ImportError:
         spec = importlib.util.spec_from_file_location("mailbot_bench_mailservers", ROOT / "tests" / "mailservers.py")

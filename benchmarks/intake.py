@@ -105,7 +105,7 @@ def profile_run(files: list[Path], config: Path, out_prefix: Path, top: int, pre
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if m.returncode != 0:
             raise RuntimeError(f"prefilling the profile's store failed ({m.returncode})")
-    argv = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "mailbot.cli",
+    argv = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "mailbot.app.cli",
             "--config", str(config), "ingest", "--json", *map(str, files)]
     print(f"[profile] cProfile over {len(files)} message(s) ...", file=sys.stderr, flush=True)
     with open(out_prefix.with_suffix(".profile-out.jsonl"), "wb") as out, \

@@ -8,7 +8,7 @@ under IDLE (`mailbot run`).
 
 Steps, all on loopback (Dovecot on 127.0.0.1 ports of its own + LMTP on a unix socket, an
 aiosmtpd sink on 127.0.0.1):
-1. start a private Dovecot (mailbot.devservers, else tests/mailservers.py) and deliver the
+1. start a private Dovecot (mailbot.dev.devservers, else tests/mailservers.py) and deliver the
    messages (benchmarks/common.py) over LMTP into the credit section's INBOX;
 2. the floor: imap-tools MailBoxUnencrypted, fetch(mark_seen=False, bulk=--bulk) of every
    message's raw bytes, nothing else (best of --floor-runs); plus the wire floor, plain imaplib

@@ -16,11 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import classify, deadlines, filetype, letters, parse, screen, validate, workbook
-from .failpoints import failpoint
-from .model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Rules,
+from mailbot.intake import classify
+from mailbot.dates import deadlines
+from mailbot.intake import filetype
+from mailbot.writing import letters
+from mailbot.intake import parse
+from mailbot.intake import screen
+from mailbot.intake import validate
+from mailbot.intake import workbook
+from mailbot.failpoints import failpoint
+from mailbot.model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Rules,
                     Severity, Verdict)
-from .workdays import WorkCalendar
+from mailbot.dates.workdays import WorkCalendar
 
 __all__ = ["Intake", "Examined", "decide", "process", "Processed"]
 
@@ -284,7 +291,7 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
                    now: dt.datetime, template_for: Any, drafted: dict[str, Any]):
     """The outbox callable store.record runs inside its transaction, once the receipt number exists;
     `drafted` receives the reply's address and subject for the caller's report."""
-    from .store import OutgoingMail
+    from mailbot.store.core import OutgoingMail
     template = None
     if verdict.attach_template and verdict.section and template_for is not None:
         template = template_for(verdict.section, _period_for_template(verdict, received_at.date()))

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import devservers
-from mailbot.devservers import (DOVECOT, HOST, PASSWORD, Certificate, Dovecot, Received, dovecot_missing,
+from mailbot.dev import devservers
+from mailbot.dev.devservers import (DOVECOT, HOST, PASSWORD, Certificate, Dovecot, Received, dovecot_missing,
                                 free_port)
 
 __all__ = [
@@ -86,7 +86,7 @@ def test_cert():
 
 @pytest.fixture
 def dovecot(test_cert):
-    """A running Dovecot with empty mail; see mailbot.devservers.Dovecot."""
+    """A running Dovecot with empty mail; see mailbot.dev.devservers.Dovecot."""
     missing = dovecot_missing()
     if missing:
         _need(missing)

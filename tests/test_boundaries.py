@@ -1,9 +1,13 @@
 """The pure stages know nothing of IMAP, SMTP, the database or the scheduler: they load without them."""
 import subprocess
 import sys
+from pathlib import Path
 
-PURE = ["model", "rules", "parse", "mimenames", "unpack", "screen", "filetype", "workbook", "uscc", "validate",
-        "classify", "workdays", "deadlines", "letters", "templates", "config", "deadlines", "status", "reminders", "package"]
+# every module of these packages is pure; a new module added to one is checked without a change here
+PURE_PACKAGES = ["dates", "rules", "intake", "writing"]
+PURE = ["model", "app.config", "duties.templates", "duties.status", "duties.reminders", "duties.package"] + [
+    f"{pkg}.{f.stem}" for pkg in PURE_PACKAGES
+    for f in sorted((Path(__file__).resolve().parents[1] / "mailbot" / pkg).glob("*.py"))]
 
 SCRIPT = """
 import sys

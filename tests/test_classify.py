@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from mailbot.classify import classify_file, decide_section, find_periods, find_tasks, period_of_value
+from mailbot.intake.classify import classify_file, decide_section, find_periods, find_tasks, period_of_value
 from mailbot.model import FileKind
 from mailbot.rules import load_rules
 

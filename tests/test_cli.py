@@ -7,7 +7,7 @@ import shutil
 import openpyxl
 import pytest
 
-from mailbot import cli
+from mailbot.app import cli
 
 from conftest import DATA, ROOT
 from test_pipeline import RECEIVED, ingest, write_config
@@ -62,7 +62,7 @@ def test_template_command_writes_the_sections_workbook(capsys, tmp_path):
 
 
 def _workbook_from_case(case: str, tmp_path):
-    from mailbot.parse import parse_message
+    from mailbot.intake.parse import parse_message
     m = parse_message((DATA / "cases" / case).read_bytes())
     att = next(a for a in m.attachments if a.filename.endswith((".xls", ".xlsx")))
     p = tmp_path / ("wb" + att.filename[att.filename.rfind("."):])

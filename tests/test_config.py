@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.config import ConfigError, config_from_mapping, load_config
+from mailbot.app.config import ConfigError, config_from_mapping, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {"mailbox_address": "xyjgk@example.cn", "credit_section": "信用监管科",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import unpack
+from mailbot.intake import unpack
 from mailbot.model import Attachment, Incoming
-from mailbot.parse import parse_message
+from mailbot.intake.parse import parse_message
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 _NOT_MAIL = ("LICENSE", "README", "NOTICE", "COPYING", "MANIFEST.tsv")

@@ -143,7 +143,7 @@ def test_json_logs_are_json_lines(tmp_path, dovecot, smtp_relay, daemons):
     [msg] = [r for r in records if r.get("outcome")]
     assert msg["outcome"] == "accepted" and msg["section"] == "政策法规科" and msg["source"].startswith("imap:INBOX:")
     assert msg["receipt_no"] and msg["reply"]["to"] == ["fagui@cqscjg.example.cn"]
-    assert any(r["logger"] == "mailbot.sender" and "sent" in r["message"] for r in records)
+    assert any(r["logger"] == "mailbot.transport.smtp" and "sent" in r["message"] for r in records)
     assert records[-1]["message"] == "mailbot stopped"
 
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from mailbot import deadlines as D
-from mailbot.deadlines import BEIJING, Due, deadlines_for_period, event_due, iso
+from mailbot.dates import deadlines as D
+from mailbot.dates.deadlines import BEIJING, Due, deadlines_for_period, event_due, iso
 from mailbot.rules import load_rules
-from mailbot.workdays import CalendarGapError, WorkCalendar
+from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 
 UTC = dt.UTC
 

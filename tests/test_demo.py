@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import demo, devservers
-from mailbot.config import load_config
+from mailbot.dev import demo
+from mailbot.dev import devservers
+from mailbot.app.config import load_config
 
 CREDIT = "xyjgk@cqscjg.example.cn"
 # examples/README.md: what each sender should get back (the auto-reply's sender gets nothing)
@@ -115,7 +116,7 @@ def test_the_credit_section_sees_the_quarantine_and_the_folders(maildir_run):
 
 
 def test_the_written_config_and_the_suggested_commands_work(maildir_run, capsys):
-    from mailbot.cli import main
+    from mailbot.app.cli import main
     config_file = maildir_run.workdir / "config.yaml"
     config = load_config(config_file)
     assert config.maildir == maildir_run.workdir / "mail" / CREDIT

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session
 
-from mailbot.mailbox import DEFAULT_FOLDERS
+from mailbot.transport.mailbox import DEFAULT_FOLDERS
 from mailbot.store import OutboxRow, Store
 
 from conftest import DATA, ROOT

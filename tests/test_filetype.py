@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.filetype import OleError, OleFile, describe, mismatch, sniff
+from mailbot.intake.filetype import OleError, OleFile, describe, mismatch, sniff
 from mailbot.model import FileKind
 
 WB = Path(__file__).resolve().parent / "data" / "workbooks"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import mailbox as mbx
-from mailbot.config import MailServer
-from mailbot.mailbox import (Backoff, Fetched, ImapSource, LoginFailed, MailboxError, MaildirSource,
+from mailbot.transport import mailbox as mbx
+from mailbot.app.config import MailServer
+from mailbot.transport.mailbox import (Backoff, Fetched, ImapSource, LoginFailed, MailboxError, MaildirSource,
                              maildir_folder_name, run_once, watch)
 from mailbot.model import Incoming, Outcome, Verdict
 from mailbot.store import Store
@@ -430,7 +430,7 @@ def test_login_failure_is_reported_clearly_and_retried(dovecot, store, caplog):
         if len(errors) == 2:
             src.password = dovecot.password      # the administrator fixes the password
 
-    caplog.set_level(logging.INFO, logger="mailbot.mailbox")
+    caplog.set_level(logging.INFO, logger="mailbot.transport.mailbox")
     t = threading.Thread(target=watch, args=(src, rec), daemon=True,
                          kwargs=dict(stop=stop, poll_interval=0.5, login_retry_floor=0.05,
                                      backoff=Backoff(initial=0.01, jitter=0), on_error=on_error))
@@ -458,7 +458,7 @@ def test_server_restarts_while_fetching_and_nothing_is_lost_or_repeated(dovecot,
     rec = Recorder(store, on_call=restart_on_fifth)
     src = imap(dovecot, store, chunk=4)
     stop = threading.Event()
-    caplog.set_level(logging.INFO, logger="mailbot.mailbox")
+    caplog.set_level(logging.INFO, logger="mailbot.transport.mailbox")
     t = threading.Thread(target=watch, args=(src, rec), daemon=True,
                          kwargs=dict(stop=stop, poll_interval=30, backoff=Backoff(initial=0.05, jitter=0)))
     t.start()
@@ -669,14 +669,13 @@ def test_maildir_and_imap_name_folders_alike_on_a_dovecot_maildir(dovecot, store
 def test_a_section_mails_in_and_reads_the_reply_in_its_own_mailbox(dovecot, smtp_relay, store):
     """SMTP in → Dovecot → ImapSource → pipeline → outbox → SMTP out → the section's mailbox.
 
-    The outbox is sent with smtplib here, standing in for mailbot.sender.
+    The outbox is sent with smtplib here, standing in for mailbot.transport.smtp.
     """
     from email.utils import getaddresses
 
     from mailbot import pipeline
-
     from mailbot.rules import load_rules
-    from mailbot.workdays import WorkCalendar
+    from mailbot.dates.workdays import WorkCalendar
     rules_dir = Path(__file__).resolve().parent.parent / "rules"
     rules = load_rules(rules_dir)
     intake = pipeline.Intake(rules=rules, calendar=WorkCalendar(rules.calendar, str(rules_dir)),

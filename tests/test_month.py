@@ -39,14 +39,14 @@ import openpyxl
 import pytest
 import yaml
 
-from mailbot import jobs
-from mailbot.config import config_from_mapping
-from mailbot.daemon import Daemon
-from mailbot.deadlines import BEIJING
-from mailbot.mailbox import Fetched
-from mailbot.package import STATUS_SHEET, evidence_zip_filename, package_filename
+from mailbot.app import jobs
+from mailbot.app.config import config_from_mapping
+from mailbot.app.daemon import Daemon
+from mailbot.dates.deadlines import BEIJING
+from mailbot.transport.mailbox import Fetched
+from mailbot.duties.package import STATUS_SHEET, evidence_zip_filename, package_filename
 from mailbot.rules import load_rules
-from mailbot.templates import template_filename
+from mailbot.duties.templates import template_filename
 
 from conftest import ROOT
 

@@ -15,11 +15,12 @@ import zipfile
 import openpyxl
 import pytest
 
-from mailbot import cli, jobs
-from mailbot.daemon import Daemon
-from mailbot.deadlines import BEIJING
-from mailbot.office import Office
-from mailbot.package import SCORE_SHEET, STATUS_SHEET, evidence_zip_filename, package_filename
+from mailbot.app import cli
+from mailbot.app import jobs
+from mailbot.app.daemon import Daemon
+from mailbot.dates.deadlines import BEIJING
+from mailbot.duties.office import Office
+from mailbot.duties.package import SCORE_SHEET, STATUS_SHEET, evidence_zip_filename, package_filename
 from mailbot.rules import check_rules, load_rules
 
 from conftest import ROOT
@@ -186,7 +187,7 @@ def test_remind_dry_run_then_for_real_then_again(capsys, sample):
 
 
 def _office_args(cfg):
-    from mailbot.config import load_config
+    from mailbot.app.config import load_config
     from mailbot.store import Store
     config = load_config(cfg)
     store = Store(config.database, config.storage)
@@ -256,7 +257,7 @@ def test_a_section_without_an_address_is_in_the_digest(tmp_path, caplog):
     clock = Clock(bj(11, 25))
     daemon = Daemon(config, clock=clock)
     office = Office.of(daemon)
-    with caplog.at_level(logging.WARNING, logger="mailbot.office"):
+    with caplog.at_level(logging.WARNING, logger="mailbot.duties.office"):
         done = office.remind(bj(11, 25))
     assert [p.section for p in done.unaddressed] == ["财务科"]
     assert "财务科 has no address" in caplog.text and "listed in the credit section's digest" in caplog.text
@@ -351,7 +352,7 @@ def test_jobs_registered_in_beijing_time_and_a_missed_run_caught_up(tmp_path, ca
     stored._modify(next_run_time=missed)
     store.update_job(stored)
     store.shutdown()
-    with caplog.at_level(logging.INFO, logger="mailbot.jobs"):
+    with caplog.at_level(logging.INFO, logger="mailbot.app.jobs"):
         second = daemon._scheduler()
     second.start(paused=True)
     try:
@@ -369,7 +370,7 @@ def test_every_firing_is_logged(tmp_path, caplog):
     old = jobs._DAEMON
     jobs._DAEMON = daemon
     try:
-        with caplog.at_level(logging.INFO, logger="mailbot.jobs"):
+        with caplog.at_level(logging.INFO, logger="mailbot.app.jobs"):
             for job_id in jobs.JOBS:
                 jobs.run_job(job_id)
     finally:

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from mailbot.package import (
+from mailbot.duties.package import (
     INDEX_SHEET, RATES_SHEET, SCORE_NOTES_SHEET, SCORE_SHEET, SCORE_SUMMARY_SHEET, STATUS_SHEET,
     build_evidence_zip, build_package, build_score, dual_publicity_rates, evidence_zip_filename,
     package_filename, score_filename,

@@ -24,9 +24,10 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
-from mailbot import mimenames, unpack
+from mailbot.intake import names as mimenames
+from mailbot.intake import unpack
 from mailbot.model import Attachment, Incoming
-from mailbot.parse import DEFAULT_LIMITS, parse_message
+from mailbot.intake.parse import DEFAULT_LIMITS, parse_message
 
 MAIL = Path(__file__).resolve().parent / "data" / "mail"
 XLSX_NAME = "附件1信用状况监测分析报送材料模板（政策法规科）2026年11月.xlsx"
@@ -616,7 +617,7 @@ def test_parse_stage_does_not_need_imap_tools():
             "        if name.split('.')[0] in ('imap_tools', 'aiosmtplib', 'sqlalchemy', 'apscheduler'):\n"
             "            raise ImportError(name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "from mailbot.parse import parse_message\n"
+            "from mailbot.intake.parse import parse_message\n"
             "assert parse_message(b'Subject: ok\\r\\n\\r\\n').subject == 'ok'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 

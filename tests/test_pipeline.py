@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailbot import cli, pipeline
-from mailbot.config import load_config
+from mailbot.app import cli
+from mailbot import pipeline
+from mailbot.app.config import load_config
 from mailbot.store import Store
 
 from conftest import DATA, ROOT
@@ -150,7 +151,7 @@ def _photo_mail(jpeg: bytes, subject: str, message_id: str) -> bytes:
 
 
 def test_the_same_file_for_another_month_is_flagged(sqlite_config, capsys, tmp_path):
-    from mailbot.parse import parse_message
+    from mailbot.intake.parse import parse_message
     zipped = parse_message((DATA / "cases" / "outlook_zip_gbk.eml").read_bytes())
     jpeg = next(a.content for a in zipped.attachments if a.filename.endswith(".jpg"))
     a, b = tmp_path / "a.eml", tmp_path / "b.eml"

@@ -11,7 +11,7 @@ import pytest
 
 from mailbot.model import FileKind, Rules, Severity
 from mailbot.rules import RuleIssue, RulesError, check_rules, load_rules
-from mailbot.workdays import WorkCalendar
+from mailbot.dates.workdays import WorkCalendar
 
 BUSINESS = {"政策法规科", "知识产权科", "信用监管科", "个私服务中心", "消费者权益保护科",
             "食品生产科", "食品流通科", "餐饮科"}
@@ -372,7 +372,7 @@ def test_calendar_file_name_and_year(rules_dir, tmp_path):
 
 
 def test_limit_keys_are_unpacks(rules):
-    unpack = pytest.importorskip("mailbot.unpack")
+    unpack = pytest.importorskip("mailbot.intake.unpack")
     from mailbot.rules import LIMIT_KEYS
     assert set(LIMIT_KEYS) == set(unpack.DEFAULT_LIMITS)
     budget, notes = unpack.Budget.from_limits(rules.limits)

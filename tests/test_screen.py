@@ -2,7 +2,7 @@
 import pytest
 
 from mailbot.model import Incoming
-from mailbot.screen import screen
+from mailbot.intake.screen import screen
 
 OWN = {"xyjgk@cqscjg.example.cn"}
 

@@ -20,9 +20,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from mailbot.config import MailServer
-from mailbot.letters import make_message
-from mailbot.sender import DEFAULT_POLICY, RetryPolicy, deliver_due, deliver_due_sync
+from mailbot.app.config import MailServer
+from mailbot.writing.letters import make_message
+from mailbot.transport.smtp import DEFAULT_POLICY, RetryPolicy, deliver_due, deliver_due_sync
 from mailbot.store import OutgoingMail, Store
 
 UTC = dt.UTC

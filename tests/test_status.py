@@ -8,11 +8,11 @@ import unicodedata
 
 import pytest
 
-from mailbot.deadlines import BEIJING
+from mailbot.dates.deadlines import BEIJING
 from mailbot.rules import load_rules
-from mailbot.status import Cell, ScoreRow, render_table, status_matrix, year_score, yearly_counts
+from mailbot.duties.status import Cell, ScoreRow, render_table, status_matrix, year_score, yearly_counts
 from mailbot.store import StoredSubmission
-from mailbot.workdays import WorkCalendar
+from mailbot.dates.workdays import WorkCalendar
 
 UTC = dt.UTC
 _ids = itertools.count(1)

@@ -10,7 +10,7 @@ from python_calamine import CalamineWorkbook
 
 from mailbot.model import Deadline
 from mailbot.rules import load_rules
-from mailbot.templates import (
+from mailbot.duties.templates import (
     FIRST_DATA_ROW, HEADER_ROW, TEMPLATE_ROWS, TITLE_ROW, describe_deadline, parse_period, period_label,
     template_bytes, template_filename, write_template,
 )

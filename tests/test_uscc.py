@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from mailbot.model import Severity
-from mailbot.uscc import (CHARSET, PLACEHOLDER, check_character, check_credit_code,
+from mailbot.intake.uscc import (CHARSET, PLACEHOLDER, check_character, check_credit_code,
                           normalize_credit_code, org_check_character)
 
 

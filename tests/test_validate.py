@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.filetype import sniff
+from mailbot.intake.filetype import sniff
 from mailbot.model import Column, CoverSpec, RowCheck, Severity, SheetSpec, Table, Workbook, FileKind
-from mailbot.validate import (check_cover, check_sheet, match_sheets, normalize_header, parse_date, parse_month,
+from mailbot.intake.validate import (check_cover, check_sheet, match_sheets, normalize_header, parse_date, parse_month,
                               parse_number, read_cover, unmatched_sheets, validate_workbook, CoverValue)
-from mailbot.workbook import read_workbook
-from mailbot.workdays import WorkCalendar
+from mailbot.intake.workbook import read_workbook
+from mailbot.dates.workdays import WorkCalendar
 
 WB = Path(__file__).resolve().parent / "data" / "workbooks"
 CAL = WorkCalendar()

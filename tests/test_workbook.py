@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.filetype import sniff
+from mailbot.intake.filetype import sniff
 from mailbot.model import FileKind, Severity
-from mailbot.workbook import Limits, WorkbookError, cell_name, column_letter, read_workbook
+from mailbot.intake.workbook import Limits, WorkbookError, cell_name, column_letter, read_workbook
 
 WB = Path(__file__).resolve().parent / "data" / "workbooks"
 

@@ -18,7 +18,7 @@ captured without being sent anywhere:
     Python      email package, only for the Foxmail/Outlook header layouts no Linux tool
                 writes (RFC 2047 words inside a quoted filename parameter)
 
-Workbooks are the real Annex 1 template (mailbot.templates.template_bytes) filled with
+Workbooks are the real Annex 1 template (mailbot.duties.templates.template_bytes) filled with
 openpyxl, then re-saved by LibreOffice (soffice --headless --convert-to) as .xlsx, .xls and
 .ods; photos are PPM images encoded by cjpeg (libjpeg-turbo-progs); the disguised file is a
 PDF written by LibreOffice. The only edit made to a tool's output: the dates in its header
@@ -55,7 +55,7 @@ import openpyxl  # noqa: E402
 import yaml  # noqa: E402
 
 from mailbot.rules import load_rules  # noqa: E402
-from mailbot.templates import FIRST_DATA_ROW, HEADER_ROW, template_bytes  # noqa: E402
+from mailbot.duties.templates import FIRST_DATA_ROW, HEADER_ROW, template_bytes  # noqa: E402
 
 CST = dt.timezone(dt.timedelta(hours=8))
 RECEIVED = "2026-11-20T10:00:00+08:00"

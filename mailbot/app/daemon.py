@@ -1,0 +1,255 @@
+"""Wiring: config → store, source, sender, scheduler; the receiving loop, the outbox loop and signals.
+
+The daemon is three loops in one process: the watcher (IDLE or poll, one message at a time
+through pipeline.process, moved only after commit), the outbox sender (woken after every message
+and every `outbox_interval` seconds) and the APScheduler scheduler (jobs persisted in the
+database). SIGTERM/SIGINT set one event; each loop finishes what it holds and returns, so no
+record is half written. Health is a small JSON file written after every successful poll.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import threading
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailbot.transport import mailbox
+from mailbot import pipeline
+from mailbot.app.config import Config, check_sections_against_rules
+from mailbot.store.files import write_atomically
+from mailbot.rules.load import load_rules
+from mailbot.store.core import Store
+from mailbot.dates.workdays import WorkCalendar
+
+__all__ = ["Daemon", "PollSummary", "health_report", "HEALTH_FILE"]
+
+log = logging.getLogger("mailbot.app.daemon")
+HEALTH_FILE = "health.json"
+
+
+@dataclass
+class PollSummary:
+    processed: list[tuple[str, pipeline.Processed]] = field(default_factory=list)
+    sent: int = 0
+    temporary: int = 0
+    permanent: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _, p in self.processed:
+            out[p.outcome] = out.get(p.outcome, 0) + 1
+        return out
+
+
+class Daemon:
+    """One deployment's intake, built from its config; the clock is injectable for tests."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], dt.datetime] | None = None,
+                 store: Store | None = None):
+        self.config = config
+        self.tz = zoneinfo.ZoneInfo(config.timezone)
+        self.clock = clock or (lambda: dt.datetime.now(self.tz))
+        self.rules = load_rules(config.rules)          # raises RulesError: refuse to start
+        bad = check_sections_against_rules(config, {s.id for s in self.rules.sections})
+        if bad:
+            raise ValueError("; ".join(bad))
+        addresses = {a: sid for sid, addrs in config.sections.items() for a in addrs}
+        self.intake = pipeline.Intake(
+            rules=self.rules, calendar=WorkCalendar(self.rules.calendar, str(config.rules)),
+            address_sections=addresses, own_addresses=config.own_addresses,
+            mailbox_address=config.mailbox_address, mailbox_name=config.mailbox_name,
+            replies_per_sender_per_hour=config.replies_per_sender_per_hour)
+        if store is None:
+            config.storage.mkdir(parents=True, exist_ok=True)
+            store = Store(config.database, config.storage)
+            store.upgrade()
+        self.store = store
+        self.stop = threading.Event()
+        self._outbox_wake = threading.Event()
+        self.on_processed: Callable[[Any, pipeline.Processed], None] | None = None
+
+    # ------------------------------------------------------------ pieces
+
+    def source(self) -> mailbox.Source:
+        options: dict[str, Any] = {"move": self.config.move_messages}
+        if self.config.folders:
+            options["folders"] = {**mailbox.DEFAULT_FOLDERS, **self.config.folders}
+        if self.config.imap and not self.config.maildir:
+            options["first_run"] = self.config.first_run
+        return mailbox.source_from_config(self.config, self.store, **options)
+
+    def template_for(self, section: str, period: str) -> tuple[str, bytes]:
+        from mailbot.duties.templates import template_bytes, template_filename
+        return template_filename(self.rules, section, period), template_bytes(self.rules, section, period)
+
+    def handle(self, fetched: mailbox.Fetched) -> pipeline.Processed:
+        now = self.clock()
+        result = pipeline.process(fetched.raw, intake=self.intake, store=self.store, source=fetched.source,
+                                  received_at=fetched.received_at.astimezone(self.tz), now=now,
+                                  template_for=self.template_for)
+        log.info("message %s from %s: %s%s", result.message_id, fetched.source, result.outcome,
+                 f" ({result.section})" if result.section else "",
+                 extra={"mailbot": {"source": fetched.source, **result.as_dict()}})
+        if self.on_processed:
+            self.on_processed(fetched, result)
+        self._outbox_wake.set()
+        return result
+
+    def deliver_outbox(self) -> tuple[int, int, int]:
+        """Send what is due; (sent, temporary failures, permanent failures)."""
+        if self.config.smtp is None:
+            return 0, 0, 0
+        from mailbot.transport.smtp import deliver_due_sync
+        report = deliver_due_sync(self.store, self.config.smtp, self.clock(),
+                                  envelope_from=self.config.smtp.sender or self.config.mailbox_address)
+        if report.attempts:
+            log.info("outbox: %d sent, %d deferred (temporary), %d failed (permanent)",
+                     len(report.sent), len(report.temporary), len(report.permanent))
+        return len(report.sent), len(report.temporary), len(report.permanent)
+
+    def write_health(self, *, ok: bool, error: str | None = None) -> None:
+        path = self.config.storage / HEALTH_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        now = self.clock().isoformat()
+        data.update({"pid": os.getpid(), "updated_at": now})
+        if ok:
+            data["last_poll_ok"] = now
+            data.pop("last_error", None)
+        else:
+            data["last_error"] = error
+            data["last_error_at"] = now
+        write_atomically(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"), mode=0o644)
+
+    # ------------------------------------------------------------ one pass
+
+    def poll_once(self, limit: int = 50) -> PollSummary:
+        """Connect, take every waiting message through the pipeline, deliver the outbox, disconnect."""
+        summary = PollSummary()
+        source = self.source()
+        previous = self.on_processed
+        self.on_processed = lambda f, p: summary.processed.append((f.source, p))
+        try:
+            source.connect()
+            mailbox.run_once(source, self.handle, limit)
+            self.write_health(ok=True)
+        except Exception as e:
+            self.write_health(ok=False, error=f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            self.on_processed = previous
+            try:
+                source.close()
+            except Exception:  # noqa: BLE001 - closing after a failure may fail too
+                pass
+        # deliver_due takes a bounded batch: keep going while batches make progress
+        for _ in range(10_000):
+            sent, temporary, permanent = self.deliver_outbox()
+            summary.sent += sent
+            summary.temporary += temporary
+            summary.permanent += permanent
+            if sent == 0:
+                break
+        return summary
+
+    # ------------------------------------------------------------ the daemon
+
+    def _watcher(self) -> None:
+        source = self.source()
+
+        def handle(fetched):
+            return self.handle(fetched)
+
+        def on_error(e: BaseException, delay: float) -> None:
+            self.write_health(ok=False, error=f"{type(e).__name__}: {e}")
+
+        # the heartbeat: watch() drains, then waits; every return to run_once is a good poll
+        original_wait = source.wait
+
+        def wait(timeout, stop=None):
+            self.write_health(ok=True)
+            return original_wait(timeout, stop)
+
+        source.wait = wait  # type: ignore[method-assign]
+        mailbox.watch(source, handle, stop=self.stop, poll_interval=self.config.poll_interval, on_error=on_error)
+
+    def _sender(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.deliver_outbox()
+            except Exception:  # noqa: BLE001 - a broken SMTP server must not end the daemon
+                log.exception("outbox delivery failed; retrying in %s s", self.config.outbox_interval)
+            self._outbox_wake.wait(self.config.outbox_interval)
+            self._outbox_wake.clear()
+
+    def _scheduler(self):
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from mailbot.app import jobs
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=self.config.database, tablename="apscheduler_jobs")},
+            timezone=self.tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        jobs.register(scheduler, self)
+        return scheduler
+
+    def run(self, *, install_signals: bool = True) -> None:
+        """Until SIGTERM/SIGINT (or self.stop): receive, send, run the scheduled jobs."""
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda signum, frame: self._shutdown(signum))
+        scheduler = self._scheduler()
+        scheduler.start()
+        threads = [threading.Thread(target=self._watcher, name="watcher", daemon=True),
+                   threading.Thread(target=self._sender, name="sender", daemon=True)]
+        for t in threads:
+            t.start()
+        log.info("mailbot running: %s; outbox every %ss; database %s", self.config.maildir or
+                 (self.config.imap and f"imap://{self.config.imap.host}:{self.config.imap.port}"),
+                 self.config.outbox_interval, self.config.database.split("@")[-1])
+        try:
+            while not self.stop.wait(1.0):
+                pass
+        finally:
+            self._outbox_wake.set()
+            for t in threads:
+                t.join(timeout=120)
+            scheduler.shutdown(wait=True)
+            log.info("mailbot stopped")
+
+    def _shutdown(self, signum: int) -> None:
+        log.info("signal %s: finishing the message in hand, then stopping", signal.Signals(signum).name)
+        self.stop.set()
+        self._outbox_wake.set()
+
+
+def health_report(config: Config, store: Store, now: dt.datetime) -> dict[str, Any]:
+    """What a monitoring system needs: last good poll, outbox backlog, mail waiting for a person."""
+    path = config.storage / HEALTH_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    last = dt.datetime.fromisoformat(data["last_poll_ok"]) if data.get("last_poll_ok") else None
+    stats = store.outbox_stats(now)
+    silent = (now - last).total_seconds() if last else None
+    waiting = len(store.messages(limit=10_000, outcome="quarantined")) + len(store.failures())
+    healthy = silent is not None and silent <= config.max_silence
+    return {
+        "healthy": healthy,
+        "last_poll_ok": data.get("last_poll_ok"),
+        "seconds_since_last_poll": None if silent is None else round(silent),
+        "max_silence": config.max_silence,
+        "last_error": data.get("last_error"),
+        "outbox_pending": stats.due,
+        "outbox_oldest_due": stats.oldest_due_at.isoformat() if stats.oldest_due_at else None,
+        "outbox_failed_permanent": stats.counts.get("failed_permanent", 0),
+        "waiting_for_a_person": waiting,
+    }

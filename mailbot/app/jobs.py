@@ -1,0 +1,169 @@
+"""The daemon's scheduled jobs, persisted in the database by APScheduler so they survive restarts.
+
+Jobs are registered by name and looked up in the running daemon at fire time: a persistent job
+store keeps only the name, never a live object. Each job logs when it fires and what it did;
+what it sends goes through the outbox with a dedupe key, so a restart, a rerun or a second
+daemon never sends it twice. The work itself is in office.py; the times are SCHEDULE's, in
+Beijing time whatever the machine's zone:
+
+  reminders         daily at settings' send_at: reminders and overdue notices to the sections
+  digest            daily at send_at: the credit section's digest (in a deadline's last week)
+  monthly_package   daily at send_at: the package for 区发改局, on the working day after a
+                    month's last deadline
+  period_complete   hourly 08:00-20:00: the "all in" notice of a period
+  calendar_warning  Mondays 09:00 from 1 November: next year's holiday schedule is missing
+
+Catching up: a firing missed while the daemon was down runs once when it comes back (the job
+store keeps each job's next run time; register() keeps a past one, and the jobs have no
+misfire limit). A first start, with nothing in the job store, has missed nothing: the jobs
+start from their next time (`mailbot remind` does a catch-up by hand).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from typing import Any
+
+from mailbot.writing.letters import make_message, mail_domain
+from mailbot.duties.office import Office
+from mailbot.duties.reminders import ReminderSettings
+from mailbot.store.core import OutgoingMail
+from mailbot.dates.workdays import WorkCalendar
+
+__all__ = ["register", "run_job", "calendar_gap_notice", "schedule", "trigger", "JOBS", "ZONE"]
+
+log = logging.getLogger("mailbot.app.jobs")
+_DAEMON: Any = None
+ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+def calendar_gap_notice(today: dt.date, calendar: WorkCalendar) -> str | None:
+    """From 1 November on, while next year's holiday schedule is known neither to the package nor
+    to rules/calendar/, the Chinese notice asking the credit section to fill it in."""
+    nxt = today.year + 1
+    if today.month < 11 or calendar.knows(nxt):
+        return None
+    path = f"{calendar.rules_dir.rstrip('/')}/calendar/{nxt}.yaml"
+    return (f"信用监管科：\n\n    mailbot尚未掌握{nxt}年的法定节假日和调休安排，{nxt}年1月起的报送期限、"
+            f"提醒和\"双公示\"7个工作日的核算将无法进行。\n    请在国务院办公厅公布{nxt}年部分节假日安排的通知后，"
+            f"按 {path} 的格式（参见同目录下的 {nxt}.yaml.example 和 README.md）录入放假日期和调休上班日期，"
+            f"然后运行 mailbot rules check 核对。\n    在补录之前，本提醒每周发送一次。\n\n信用监管科邮件受理系统\n")
+
+
+def _calendar_warning(daemon: Any) -> None:
+    now = daemon.clock()
+    text = calendar_gap_notice(now.date(), daemon.intake.calendar)
+    if text is None:
+        return
+    config = daemon.config
+    to = config.sections.get(config.credit_section, ())
+    if not to:
+        log.warning("calendar for %s missing, and credit section %s has no address", now.year + 1,
+                    config.credit_section)
+        return
+    year, week, _ = now.isocalendar()
+    key = f"calendar-warning:{now.year + 1}:{year}-W{week:02d}"
+    subject = f"【提醒】请录入{now.year + 1}年法定节假日安排"
+    mid = f"{key.replace(':', '.')}@{mail_domain(config.mailbox_address)}"
+    raw = make_message(sender=config.mailbox_address, sender_name=config.mailbox_name, to=list(to),
+                       subject=subject, plain=text, message_id=mid, now=now, auto_submitted="auto-generated")
+    [q] = daemon.store.queue([OutgoingMail(kind="digest", recipients=tuple(to), subject=subject,
+                                           mail_message_id=mid, raw=raw, dedupe_key=key)], now=now)
+    log.warning("holiday schedule for %s missing: notice %s", now.year + 1, "queued" if q.created else "already queued")
+
+
+def _reminders(daemon: Any) -> None:
+    now = daemon.clock()
+    run = Office.of(daemon).remind(now)
+    log.info("reminders at %s: %d letter(s) queued%s; %d queued before; %d for sections without an address%s",
+             now.isoformat(timespec="minutes"), len(run.queued),
+             f" ({', '.join(p.dedupe_key for p in run.queued)})" if run.queued else "", len(run.already),
+             len(run.unaddressed), f" ({', '.join(p.section for p in run.unaddressed)})" if run.unaddressed else "")
+
+
+def _digest(daemon: Any) -> None:
+    now = daemon.clock()
+    sent = Office.of(daemon).digest(now)
+    if sent is None:
+        log.info("digest at %s: none due", now.isoformat(timespec="minutes"))
+    else:
+        log.info("digest %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+def _period_complete(daemon: Any) -> None:
+    for sent in Office.of(daemon).completion(daemon.clock()):
+        log.info("all-in notice %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+def _monthly_package(daemon: Any) -> None:
+    for sent in Office.of(daemon).scheduled_packages(daemon.clock()):
+        log.info("monthly package %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+JOBS = {
+    "reminders": _reminders,
+    "digest": _digest,
+    "monthly_package": _monthly_package,
+    "period_complete": _period_complete,
+    "calendar_warning": _calendar_warning,
+}
+
+
+def schedule(rules: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(job id, description, cron fields in Beijing time) of every job, in the order jobs that
+    fire at the same moment should run."""
+    st = ReminderSettings.from_rules(rules)
+    at = {"hour": st.send_at.hour, "minute": st.send_at.minute}
+    return [
+        ("reminders", "reminders and overdue notices to the sections", at),
+        ("digest", "daily digest for the credit section", at),
+        ("monthly_package", "monthly package for 区发改局", at),
+        ("period_complete", "notice when a period is all in", {"hour": "8-20", "minute": 0}),
+        ("calendar_warning", "holiday schedule for next year", {"day_of_week": "mon", "hour": 9, "minute": 0}),
+    ]
+
+
+def trigger(fields: dict[str, Any]):
+    from apscheduler.triggers.cron import CronTrigger
+    return CronTrigger(timezone=ZONE, **fields)
+
+
+def run_job(name: str) -> None:
+    """The callable APScheduler stores (by reference): finds the job in the running daemon."""
+    log.info("job %s fired", name)
+    if _DAEMON is None:
+        log.error("job %s fired with no daemon running", name)
+        return
+    try:
+        JOBS[name](_DAEMON)
+    except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
+        log.exception("job %s failed", name)
+
+
+def _stored_next_run(scheduler: Any, job_id: str) -> dt.datetime | None:
+    """The next run time the job store kept for `job_id` from the daemon's last run, if any."""
+    for store in getattr(scheduler, "_jobstores", {}).values():
+        try:
+            job = store.lookup_job(job_id)
+        except Exception:  # noqa: BLE001 - no table yet: a first start
+            continue
+        if job is not None:
+            return job.next_run_time
+    return None
+
+
+def register(scheduler: Any, daemon: Any) -> None:
+    """Add every job; a run missed while the daemon was down is kept, so it runs once on start."""
+    global _DAEMON
+    _DAEMON = daemon
+    now = daemon.clock()
+    for job_id, name, fields in schedule(daemon.rules):
+        extra: dict[str, Any] = {}
+        missed = _stored_next_run(scheduler, job_id)
+        if missed is not None and missed <= now:
+            extra["next_run_time"] = missed
+            log.info("job %s: the run of %s was missed while the daemon was down; it runs now", job_id,
+                     missed.isoformat(timespec="minutes"))
+        scheduler.add_job("mailbot.app.jobs:run_job", trigger(fields), args=[job_id], id=job_id, name=name,
+                          replace_existing=True, coalesce=True, misfire_grace_time=None, **extra)

@@ -1,0 +1,1 @@
+"""For developers: the demo and the development mail servers."""

@@ -1,0 +1,642 @@
+"""What the bureau gets from the deadlines: reminders and overdue notices sent to the sections,
+the credit section's daily digest and "all in" notice, the monthly package for 区发改局 written
+and mailed, the year's score.
+
+The I/O around the pure logic of deadlines.py, status.py, reminders.py and package.py: read the
+store, build letters (letters.make_message) and workbooks (package.py, templates.py), queue
+mail (store.queue, every mail under a dedupe key, so a rerun, a restart or a second daemon
+queues nothing twice) and write files under storage/packages/. Never reads the clock: every
+entry point takes `now` (jobs.py passes the daemon's clock, cli.py the wall clock or --now).
+
+Decisions made here:
+
+- Reminders: one letter per section and send time (reminders.group_by_section), listing
+  exactly what that section still owes, with its blank template of each period listed
+  attached; overdue notices are copied (Cc) to the credit section's addresses. A section with
+  no address in the config gets no letter: a warning is logged and the credit section's digest
+  of that day lists what it could not be told.
+- The digest goes to the credit section at `send_at` on every working day of a monthly
+  deadline's last week (the due date and the 6 days before it), and on any working day a
+  section without an address missed a reminder; one per day (key "digest:YYYY-MM-DD"). A
+  digest missed while the daemon was down is not sent later: the next day's says more.
+- "All in": once every (section, task) of a period is on_time or late, one notice (key
+  "complete:YYYY-MM"); the current and the previous period are looked at.
+- The monthly package of a period is due at `send_at` on the working day after its last
+  deadline (the monthly ones and the per-month count, i.e. the month's end at the latest); it
+  is written once under storage/packages/YYYY-MM/ and those files are what is mailed (key
+  "package:YYYY-MM"). Missed while down, it is made when the daemon comes back, within
+  `overdue_grace_workdays` working days.
+- A view "as of `now`": submissions received after `now` are left out, so --now in the past
+  shows the month as it stood then.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailbot.store.files import write_atomically
+from mailbot.intake.classify import zh_period
+from mailbot.dates.deadlines import (BEIJING, Due, add_months, beijing, deadlines_for_period, iso, parse_period,
+                        period_last_day, period_of, shift_of, zh_date, zh_weekday)
+from mailbot.writing.letters import make_message, mail_domain, task_label
+from mailbot.model import Rules
+from mailbot.duties.package import (build_evidence_zip, build_package, build_score, dual_publicity_rates,
+                      evidence_zip_filename, package_filename)
+from mailbot.duties.reminders import (Reminder, ReminderLetter, ReminderSettings, count_reminders, group_by_section,
+                        overdue_text, reminder_text, reminders_due)
+from mailbot.duties.status import Cell, ScoreRow, status_matrix, year_score, yearly_counts
+from mailbot.store.core import OutgoingMail, Store, StoredSubmission
+from mailbot.duties.templates import template_bytes, template_filename
+from mailbot.dates.workdays import CalendarGapError, WorkCalendar
+
+__all__ = ["Office", "PlannedLetter", "RemindRun", "Sent", "DIGEST_DAYS", "MAX_ATTACHMENT_BYTES",
+           "XLSX_MIME", "ZIP_MIME", "as_of"]
+
+log = logging.getLogger("mailbot.duties.office")
+
+DIGEST_DAYS = 7                          # a deadline's last week: the due date and the 6 days before
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # a bigger evidence zip stays on disk; the mail says where
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ZIP_MIME = "application/zip"
+_DONE = ("on_time", "late")
+_OWED = ("missing", "not_due")
+
+
+# ---------------------------------------------------------------- values
+
+@dataclass(frozen=True)
+class PlannedLetter:
+    """A reminder or overdue letter with its addresses resolved (`to` empty: no address known)."""
+    letter: ReminderLetter
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.letter.kind
+
+    @property
+    def section(self) -> str:
+        return self.letter.section
+
+    @property
+    def dedupe_key(self) -> str:
+        return self.letter.dedupe_key
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready row per item, as `mailbot remind --json` prints them."""
+        return [{"kind": r.kind, "to": list(self.to), "section": r.section, "task": r.task,
+                 "period": r.period, "due": iso(r.due)} for r in self.letter.items]
+
+
+@dataclass
+class RemindRun:
+    """What one run of the reminders did: letters newly queued, queued before, not sendable."""
+    queued: list[PlannedLetter] = field(default_factory=list)
+    already: list[PlannedLetter] = field(default_factory=list)
+    unaddressed: list[PlannedLetter] = field(default_factory=list)
+    gaps: list[CalendarGapError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One mail handed to the outbox: `created` False where its dedupe key was queued before."""
+    kind: str
+    dedupe_key: str
+    recipients: tuple[str, ...]
+    subject: str
+    created: bool
+    outbox_id: int
+
+
+# ---------------------------------------------------------------- helpers
+
+def as_of(submissions: Iterable[StoredSubmission], now: dt.datetime) -> list[StoredSubmission]:
+    """The submissions received by `now`, with a supersession by a later one undone."""
+    now = beijing(now)
+    kept = [s for s in submissions if beijing(s.received_at) <= now]
+    ids = {s.id for s in kept}
+    return [dataclasses.replace(s, superseded_by=None) if s.superseded_by is not None and s.superseded_by not in ids
+            else s for s in kept]
+
+
+_TEMPLATES: dict[tuple[int, str, str], tuple[Rules, str, bytes]] = {}
+
+
+def _template(rules: Rules, section: str, period: str) -> tuple[str, bytes]:
+    """The blank template (a third of a second to write): made once per rules, section and period."""
+    key = (id(rules), section, period)
+    hit = _TEMPLATES.get(key)
+    if hit is None or hit[0] is not rules:          # the entry holds `rules`, so its id is not reused
+        if len(_TEMPLATES) > 256:
+            _TEMPLATES.clear()
+        hit = _TEMPLATES[key] = (rules, template_filename(rules, section, period),
+                                 template_bytes(rules, section, period))
+    return hit[1], hit[2]
+
+
+def _md(day: dt.date | dt.datetime) -> str:
+    """'11月25日（星期三）'."""
+    d = beijing(day).date() if isinstance(day, dt.datetime) else day
+    return f"{d.month}月{d.day}日（{zh_weekday(d)}）"
+
+
+def _hm(t: dt.datetime) -> str:
+    t = beijing(t)
+    return f"{t.month}月{t.day}日{t:%H:%M}"
+
+
+def _tasks(numbers: Iterable[int]) -> str:
+    return "、".join(f"任务{n}" for n in sorted(set(numbers)))
+
+
+# ---------------------------------------------------------------- the office
+
+class Office:
+    """One deployment's deadlines work: config (addresses), rules, calendar and store."""
+
+    def __init__(self, config: Any, rules: Rules, store: Store, calendar: WorkCalendar | None = None):
+        self.config = config
+        self.rules = rules
+        self.store = store
+        self.calendar = calendar or WorkCalendar(rules.calendar, str(config.rules))
+        self.settings = ReminderSettings.from_rules(rules)
+        self.shift = shift_of(rules)
+
+    @classmethod
+    def of(cls, daemon: Any) -> Office:
+        return cls(daemon.config, daemon.rules, daemon.store, daemon.intake.calendar)
+
+    # ------------------------------------------------------------ addresses and time
+
+    def addresses(self, section: str) -> tuple[str, ...]:
+        return tuple(self.config.sections.get(section, ()) or ())
+
+    @property
+    def credit(self) -> tuple[str, ...]:
+        return self.addresses(self.config.credit_section)
+
+    def send_time(self, day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, self.settings.send_at, BEIJING)
+
+    def _message_id(self, kind: str, key: str, stamp: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+        return f"mailbot.{kind}.{stamp}.{digest}@{mail_domain(self.config.mailbox_address)}"
+
+    def _mail(self, *, kind: str, key: str, mid: str, to: Sequence[str], subject: str, text: str,
+              now: dt.datetime, cc: Sequence[str] = (),
+              attachments: Sequence[tuple[str, bytes, str]] = ()) -> OutgoingMail:
+        raw = make_message(sender=self.config.mailbox_address, sender_name=self.config.mailbox_name, to=list(to),
+                           cc=list(cc), subject=subject, plain=text, message_id=mid, now=beijing(now),
+                           attachments=attachments, auto_submitted="auto-generated")
+        return OutgoingMail(kind=kind, recipients=tuple(to) + tuple(cc), subject=subject, mail_message_id=mid,
+                            raw=raw, dedupe_key=key)
+
+    def _queue(self, mails: Sequence[OutgoingMail], now: dt.datetime) -> list[Sent]:
+        if not mails:
+            return []
+        done = self.store.queue(list(mails), now=beijing(now))
+        return [Sent(m.kind, m.dedupe_key or "", m.recipients, m.subject, q.created, q.id) for m, q in zip(mails, done)]
+
+    # ------------------------------------------------------------ reading the store
+
+    def submissions(self, period: str, now: dt.datetime) -> list[StoredSubmission]:
+        """Every submission of `period` (rejected and superseded ones too) received by `now`."""
+        return as_of(self.store.submissions(period=period, current_only=False), now)
+
+    def submitted(self, periods: Iterable[str], now: dt.datetime) -> set[tuple[str, int, str]]:
+        """(section, task, period) with a current accepted submission by `now`."""
+        out: set[tuple[str, int, str]] = set()
+        for p in periods:
+            for s in self.submissions(p, now):
+                if s.section is not None and s.current:
+                    out.add((s.section, s.task, s.period))
+        return out
+
+    def deadlines(self, period: str) -> list[Due]:
+        return deadlines_for_period(self.rules, period, self.calendar, shift=self.shift)
+
+    def status(self, period: str, now: dt.datetime, subs: Sequence[StoredSubmission] | None = None) -> list[Cell]:
+        subs = self.submissions(period, now) if subs is None else subs
+        return status_matrix(self.rules, period, subs, now, self.calendar, shift=self.shift)
+
+    # ------------------------------------------------------------ reminders and overdue notices
+
+    def reminders(self, now: dt.datetime, gaps: list[CalendarGapError] | None = None) -> list[Reminder]:
+        """Every reminder and overdue notice due at `now` (reminders.reminders_due), plus the
+        per-year count checks in the months of `count_check_months`."""
+        now = beijing(now)
+        st = self.settings
+        after = max(set(st.overdue_workdays) | {0}) + st.overdue_grace_workdays
+        before = max(set(st.before_workdays) | {0})
+        here = period_of(now)
+        # the periods reminders_due looks at (k working days never span more than 2k+20 days), and one more
+        periods = [add_months(here, k) for k in range(-(2 + (2 * after + 20) // 28), 3 + (2 * before + 20) // 28)]
+        got = reminders_due(self.rules, now, self.calendar, self.submitted(periods, now), st, gaps=gaps,
+                            shift=self.shift)
+        if now.month in st.count_check_months:
+            year = {p: self.submissions(p, now) for p in (f"{now.year:04d}-{m:02d}" for m in range(1, 13))}
+            try:
+                got += count_reminders(self.rules, now, self.calendar, yearly_counts(self.rules, now.year, year), st)
+            except CalendarGapError as e:
+                if gaps is None:
+                    raise
+                gaps.append(e)
+        return got
+
+    def plan(self, now: dt.datetime, gaps: list[CalendarGapError] | None = None) -> list[PlannedLetter]:
+        """The letters due at `now`: one per section, kind and send time, addresses resolved."""
+        out = []
+        for letter in group_by_section(self.reminders(now, gaps)):
+            to = self.addresses(letter.section)
+            cc = tuple(a for a in self.credit if a not in to) if letter.kind == "overdue" and to else ()
+            out.append(PlannedLetter(letter, to, cc))
+        return out
+
+    def letter_mail(self, planned: PlannedLetter, now: dt.datetime) -> OutgoingMail:
+        """The reminder or overdue notice as a mail: Chinese text, the section's template(s) attached."""
+        letter = planned.letter
+        items = list(letter.items)
+        words = dict(mailbox_name=self.config.mailbox_name, mailbox_address=self.config.mailbox_address,
+                     now=beijing(now))
+        if letter.kind == "reminder":
+            subject, text = reminder_text(letter.section, items, self.rules, calendar=self.calendar, **words)
+        else:
+            subject, text = overdue_text(letter.section, items, self.rules, **words)
+        periods = sorted({r.period for r in items if r.required is None}) or [period_of(now)]
+        attachments = [(*_template(self.rules, letter.section, p), XLSX_MIME) for p in periods]
+        mid = self._message_id(letter.kind, letter.dedupe_key, f"{beijing(letter.send_at):%Y%m%dT%H%M}")
+        return self._mail(kind=letter.kind, key=letter.dedupe_key, mid=mid, to=planned.to, cc=planned.cc,
+                          subject=subject, text=text, now=now, attachments=attachments)
+
+    def remind(self, now: dt.datetime) -> RemindRun:
+        """Queue every reminder and overdue letter due at `now` that was not queued before."""
+        run = RemindRun()
+        planned = self.plan(now, run.gaps)
+        for gap in run.gaps:
+            log.warning("reminders skipped for a year with no holiday schedule: %s", gap)
+        sendable = []
+        for p in planned:
+            if p.to:
+                sendable.append(p)
+                continue
+            run.unaddressed.append(p)
+            log.warning("%s has no address in %s: %s %s not sent (listed in the credit section's digest)",
+                        p.section, self.config.file, p.kind, p.dedupe_key)
+        for p, sent in zip(sendable, self._queue([self.letter_mail(p, now) for p in sendable], now)):
+            (run.queued if sent.created else run.already).append(p)
+        return run
+
+    # ------------------------------------------------------------ the credit section's digest
+
+    def digest_periods(self, day: dt.date) -> list[str]:
+        """Periods with a monthly deadline in the DIGEST_DAYS days from `day` on (its last week)."""
+        here = period_of(day)
+        out = []
+        for p in (add_months(here, -1), here, add_months(here, 1)):
+            if any(d.kind == "monthly" and 0 <= (d.due - day).days < DIGEST_DAYS for d in self.deadlines(p)):
+                out.append(p)
+        return out
+
+    def digest_mail(self, now: dt.datetime, unaddressed: Sequence[PlannedLetter] | None = None) -> OutgoingMail | None:
+        """Today's digest for the credit section, or None (not a digest day, or before `send_at`)."""
+        now = beijing(now)
+        today = now.date()
+        try:
+            if now < self.send_time(today) or not self.calendar.is_workday(today):
+                return None
+            periods = set(self.digest_periods(today))
+        except CalendarGapError as e:
+            log.warning("no digest: %s", e)
+            return None
+        if unaddressed is None:
+            unaddressed = [p for p in self.plan(now) if not p.to]
+        unaddressed = [p for p in unaddressed if beijing(p.letter.send_at).date() == today]
+        periods |= {r.period for p in unaddressed for r in p.letter.items if r.required is None}
+        if not periods:
+            return None
+        if not self.credit:
+            log.warning("the credit section %s has no address in %s: no digest", self.config.credit_section,
+                        self.config.file)
+            return None
+        parts = []
+        for period in sorted(periods):
+            subs = self.submissions(period, now)
+            parts.append((period, self.status(period, now, subs), subs))
+        subject, text = digest_text(self.rules, parts, unaddressed, now, self.config.mailbox_name)
+        key = f"digest:{today.isoformat()}"
+        return self._mail(kind="digest", key=key, mid=self._message_id("digest", key, f"{today:%Y%m%d}"),
+                          to=self.credit, subject=subject, text=text, now=now)
+
+    def digest(self, now: dt.datetime, unaddressed: Sequence[PlannedLetter] | None = None) -> Sent | None:
+        mail = self.digest_mail(now, unaddressed)
+        return self._queue([mail], now)[0] if mail else None
+
+    def completion(self, now: dt.datetime) -> list[Sent]:
+        """The "all in" notice of the previous and the current period, once each, when it holds."""
+        now = beijing(now)
+        here = period_of(now)
+        mails = []
+        for period in (add_months(here, -1), here):
+            cells = [c for c in self.status(period, now) if c.state != "not_applicable"]
+            if not cells or any(c.state not in _DONE for c in cells):
+                continue
+            if not self.credit:
+                log.warning("%s is all in, but the credit section has no address: no notice", period)
+                continue
+            subject, text = completion_text(self.rules, period, cells, now, self.config.mailbox_name,
+                                            self._package_day_or_none(period))
+            key = f"complete:{period}"
+            mails.append(self._mail(kind="digest", key=key, mid=self._message_id("complete", key, period.replace("-", "")),
+                                    to=self.credit, subject=subject, text=text, now=now))
+        return self._queue(mails, now)
+
+    # ------------------------------------------------------------ the monthly package
+
+    def last_deadline(self, period: str) -> dt.date:
+        """The period's last deadline: its monthly ones and its per-month count (the month's end)."""
+        dues = [d.due for d in self.deadlines(period)
+                if d.kind == "monthly" or (d.kind == "count" and d.per == "month")]
+        dues = [d.date() if isinstance(d, dt.datetime) else d for d in dues]
+        return max(dues) if dues else period_last_day(period)
+
+    def package_day(self, period: str) -> dt.date:
+        """The working day after the period's last deadline (CalendarGapError for an unknown year)."""
+        return self.calendar.add_workdays(self.last_deadline(period), 1)
+
+    def _package_day_or_none(self, period: str) -> dt.date | None:
+        try:
+            return self.package_day(period)
+        except CalendarGapError:
+            return None
+
+    def build(self, period: str, now: dt.datetime) -> tuple[bytes, bytes, int]:
+        """The package workbook and the evidence zip of `period` as of `now`; and the zip's file count."""
+        parse_period(period)
+        now = beijing(now)
+        subs = self.submissions(period, now)
+        cells = self.status(period, now, subs)
+        xlsx = build_package(self.rules, period, subs, cells, generated_at=now)
+        files = [(s.section, s.task, s.filename, self.store.read_file(s.sha256)) for s in subs if s.current]
+        return xlsx, build_evidence_zip(self.rules, period, files), len(files)
+
+    def write(self, period: str, out: Path, now: dt.datetime) -> tuple[Path, Path]:
+        """Write the package to `out` and the evidence zip beside it (named by evidence_zip_filename)."""
+        xlsx, zipped, _ = self.build(period, now)
+        out = Path(out)
+        zip_path = out.with_name(evidence_zip_filename(period))
+        write_atomically(out, xlsx, mode=0o644)
+        write_atomically(zip_path, zipped, mode=0o644)
+        return out, zip_path
+
+    def package_dir(self, period: str) -> Path:
+        return Path(self.config.storage) / "packages" / period
+
+    def stored_package(self, period: str, now: dt.datetime) -> tuple[Path, Path, bool]:
+        """The package of `period` under storage/packages/YYYY-MM/: written once (True), then reused."""
+        folder = self.package_dir(period)
+        xlsx, zipped = folder / package_filename(period), folder / evidence_zip_filename(period)
+        if xlsx.exists() and zipped.exists():
+            return xlsx, zipped, False
+        data, zip_data, _ = self.build(period, now)
+        write_atomically(zipped, zip_data, replace=False, mode=0o644)
+        write_atomically(xlsx, data, replace=False, mode=0o644)
+        return xlsx, zipped, True
+
+    def package_mail(self, period: str, xlsx: Path, zipped: Path, now: dt.datetime, *, key: str,
+                     stamp: str) -> OutgoingMail:
+        """The mail to the credit section carrying the package (and the zip, unless it is too big)."""
+        now = beijing(now)
+        subs = self.submissions(period, now)
+        cells = self.status(period, now, subs)
+        rates = dual_publicity_rates(self.rules, period, subs)
+        zip_bytes = zipped.read_bytes()
+        attach_zip = len(zip_bytes) <= MAX_ATTACHMENT_BYTES
+        subject, text = package_text(self.rules, period, cells, rates, now, self.config.mailbox_name, xlsx, zipped,
+                                     zip_attached=attach_zip, zip_size=len(zip_bytes),
+                                     storage=Path(self.config.storage))
+        attachments = [(package_filename(period), xlsx.read_bytes(), XLSX_MIME)]
+        if attach_zip:
+            attachments.append((zipped.name, zip_bytes, ZIP_MIME))
+        else:
+            log.warning("evidence zip of %s is %d bytes: not attached, kept at %s", period, len(zip_bytes), zipped)
+        return self._mail(kind="package", key=key, mid=self._message_id("package", key, stamp), to=self.credit,
+                          subject=subject, text=text, now=now, attachments=attachments)
+
+    def send_package(self, period: str, xlsx: Path, zipped: Path, now: dt.datetime) -> Sent:
+        """Queue the package built on demand (mailbot summary --send): a new mail every time."""
+        now = beijing(now)
+        if not self.credit:
+            raise LookupError(f"the credit section {self.config.credit_section} has no address in {self.config.file}")
+        stamp = f"{now:%Y%m%dT%H%M%S}"
+        mail = self.package_mail(period, xlsx, zipped, now, key=f"package:{period}:sent:{now.isoformat()}",
+                                 stamp=f"{period.replace('-', '')}.{stamp}")
+        return self._queue([mail], now)[0]
+
+    def scheduled_packages(self, now: dt.datetime) -> list[Sent]:
+        """The packages due by `now`: from `send_at` on the package day, within the grace (once each)."""
+        now = beijing(now)
+        here = period_of(now)
+        out = []
+        for period in (add_months(here, -2), add_months(here, -1), here):
+            if self.last_deadline(period) >= now.date():
+                continue                              # not over yet (and no calendar asked about later days)
+            try:
+                day = self.package_day(period)
+            except CalendarGapError as e:
+                log.warning("package of %s: %s", period, e)
+                continue
+            if self.send_time(day) > now:
+                continue
+            if self.calendar.workdays_between(day, now.date()) > self.settings.overdue_grace_workdays:
+                continue
+            if not self.credit:
+                log.warning("package of %s due, but the credit section has no address", period)
+                continue
+            xlsx, zipped, written = self.stored_package(period, now)
+            if written:
+                log.info("package of %s written to %s", period, xlsx.parent)
+            key = f"package:{period}"
+            out += self._queue([self.package_mail(period, xlsx, zipped, now, key=key, stamp=period.replace("-", ""))],
+                               now)
+        return out
+
+    # ------------------------------------------------------------ the year
+
+    def score(self, year: int, now: dt.datetime) -> tuple[list[ScoreRow], bytes]:
+        """The year-end score rows and workbook of `year` as of `now` (the whole year once it is over)."""
+        now = beijing(now)
+        subs = {f"{year:04d}-{m:02d}": self.submissions(f"{year:04d}-{m:02d}", now) for m in range(1, 13)}
+        today = dt.date(year + 1, 1, 1) if now.year > year else now.date()
+        rows = year_score(self.rules, year, subs, self.calendar, today=today, shift=self.shift)
+        return rows, build_score(self.rules, year, rows, generated_at=now)
+
+
+# ---------------------------------------------------------------- the texts (pure)
+
+def _closing(mailbox_name: str, now: dt.datetime) -> list[str]:
+    return ["", mailbox_name, f"{now.year}年{now.month}月{now.day}日", "",
+            f"（本邮件由{mailbox_name}邮件受理系统自动发送。）"]
+
+
+def _due_words(cells: Sequence[Cell]) -> str:
+    """'11月25日（星期三）截止：任务1、任务2；11月30日（星期一）截止：任务9'."""
+    by_due: dict[Any, list[int]] = {}
+    for c in cells:
+        by_due.setdefault(c.due, []).append(c.task)
+    parts = []
+    for due in sorted(by_due, key=lambda d: (d is None, str(d))):
+        when = "无固定期限" if due is None else f"{_md(due)}截止"
+        parts.append(f"{_tasks(by_due[due])}（{when}）")
+    return "；".join(parts)
+
+
+def _rejected_not_resent(rules: Rules, subs: Sequence[StoredSubmission]) -> list[StoredSubmission]:
+    """Per (section, task): the latest submission, where it was rejected (nothing sent since)."""
+    latest: dict[tuple[str, int], StoredSubmission] = {}
+    for s in sorted(subs, key=lambda s: (beijing(s.received_at), s.id)):
+        if s.section is not None:
+            latest[(s.section, s.task)] = s
+    order = {x.id: i for i, x in enumerate(rules.sections)}
+    return sorted((s for s in latest.values() if s.status == "rejected"),
+                  key=lambda s: (order.get(s.section, len(order)), s.task))
+
+
+def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequence[StoredSubmission]]],
+                unaddressed: Sequence[PlannedLetter], now: dt.datetime, mailbox_name: str = "信用监管科") -> tuple[str, str]:
+    """(subject, text) of the daily digest: per period, who has not submitted, what was rejected
+    and not sent again, who has submitted (on time or late); then what could not be sent."""
+    now = beijing(now)
+    order = [s.id for s in rules.sections]
+    label = "、".join(zh_period(p) for p, _, _ in parts)
+    subject = f"【报送日报】{label}信用监测材料报送情况（截至{now.month}月{now.day}日）"
+    lines = [f"{mailbox_name}：", "",
+             f"    截至{zh_date(now)}，各科室{label}信用监测材料报送情况如下。", ""]
+    for period, cells, subs in parts:
+        cells = [c for c in cells if c.state != "not_applicable"]
+        done = [c for c in cells if c.state in _DONE]
+        owed = [c for c in cells if c.state in _OWED]
+        late = [c for c in done if c.state == "late"]
+        missing = [c for c in owed if c.state == "missing"]
+        if len(parts) > 1:
+            lines.append(f"【{zh_period(period)}】")
+        lines.append(f"    应报{len(cells)}项，已报送{len(done)}项（按时{len(done) - len(late)}项，逾期{len(late)}项），"
+                     f"尚未报送{len(owed)}项" + (f"（其中已逾期{len(missing)}项）" if missing else "") + "。")
+        lines.append("")
+        by_section: dict[str, list[Cell]] = {}
+        for c in owed:
+            by_section.setdefault(c.section, []).append(c)
+        lines.append(f"一、尚未报送（{len(by_section)}个科室，{len(owed)}项）")
+        if not by_section:
+            lines.append("  无")
+        for section in sorted(by_section, key=lambda s: order.index(s) if s in order else len(order)):
+            mine = by_section[section]
+            overdue = [c for c in mine if c.state == "missing"]
+            text = f"  {section}：{_due_words(mine)}"
+            if overdue:
+                text += f"；已逾期：{_tasks(c.task for c in overdue)}"
+            lines.append(text)
+        rejected = _rejected_not_resent(rules, subs)
+        lines += ["", f"二、被退回、尚未重新报送（{len(rejected)}项）"]
+        if not rejected:
+            lines.append("  无")
+        current = {(s.section, s.task) for s in subs if s.current}
+        for s in rejected:
+            errors = [e for e in s.errors or ()]
+            first = str(errors[0].get("message", "")) if errors else ""
+            more = f"等{len(errors)}处问题" if len(errors) > 1 else ""
+            still = "（此前受理的材料仍有效）" if (s.section, s.task) in current else ""
+            lines.append(f"  {s.section} {task_label(rules, s.task)}：回执{s.receipt_no}，{_hm(s.received_at)}收到，"
+                         f"退回原因：{first}{more}{still}")
+        by_done: dict[str, list[Cell]] = {}
+        for c in done:
+            by_done.setdefault(c.section, []).append(c)
+        lines += ["", f"三、已报送（{len(by_done)}个科室，{len(done)}项）"]
+        if not by_done:
+            lines.append("  无")
+        for section in sorted(by_done, key=lambda s: order.index(s) if s in order else len(order)):
+            mine = by_done[section]
+            all_in = len(mine) == sum(1 for c in cells if c.section == section)
+            late_here = [c for c in mine if c.state == "late"]
+            text = f"  {section}：{_tasks(c.task for c in mine)}" + ("（全部报送）" if all_in else "")
+            if late_here:
+                text += f"；其中逾期报送：{_tasks(c.task for c in late_here)}"
+            lines.append(text)
+        lines.append("")
+    if unaddressed:
+        lines.append("四、以下科室在配置文件中没有登记邮箱，今日的提醒未能发出，请另行通知：")
+        for p in unaddressed:
+            what = "报送提醒" if p.kind == "reminder" else "逾期通知"
+            items = "；".join(f"任务{r.task}（{zh_period(r.period)}，{_md(r.due)}截止）" for r in p.letter.items)
+            lines.append(f"  {p.section}：{what}，{items}")
+        lines.append("")
+    lines.append("    各科室每项任务的状态可运行 mailbot status --period YYYY-MM 查看。")
+    lines += _closing(mailbox_name, now)
+    return subject, "\n".join(lines) + "\n"
+
+
+def completion_text(rules: Rules, period: str, cells: Sequence[Cell], now: dt.datetime,
+                    mailbox_name: str = "信用监管科", package_day: dt.date | None = None) -> tuple[str, str]:
+    now = beijing(now)
+    late = [c for c in cells if c.state == "late"]
+    sections = list(dict.fromkeys(c.section for c in cells))
+    subject = f"【全部报送】{zh_period(period)}各科室信用监测材料已全部报送"
+    lines = [f"{mailbox_name}：", "",
+             f"    截至{zh_date(now)}，{len(sections)}个科室承担的{len(cells)}项{zh_period(period)}信用监测材料已全部报送并受理："
+             f"按时{len(cells) - len(late)}项，逾期{len(late)}项。"]
+    if late:
+        by: dict[str, list[int]] = {}
+        for c in late:
+            by.setdefault(c.section, []).append(c.task)
+        lines.append("    逾期报送：" + "；".join(f"{s} {_tasks(t)}" for s, t in by.items()) + "。")
+    if package_day is not None:
+        lines.append(f"    月度汇总将于{zh_date(package_day)}自动生成并发送至本邮箱。")
+    lines += _closing(mailbox_name, now)
+    return subject, "\n".join(lines) + "\n"
+
+
+def _rate(value: float | None, num: int, den: int) -> str:
+    return "—（无数据）" if value is None else f"{value * 100:.2f}%（{num}/{den}）"
+
+
+def package_text(rules: Rules, period: str, cells: Sequence[Cell], rates: Any, now: dt.datetime,
+                 mailbox_name: str, xlsx: Path, zipped: Path, *, zip_attached: bool, zip_size: int,
+                 storage: Path | None = None) -> tuple[str, str]:
+    now = beijing(now)
+    cells = [c for c in cells if c.state != "not_applicable"]
+    count = {st: sum(1 for c in cells if c.state == st) for st in ("on_time", "late", "missing", "not_due")}
+    subject = f"【月度汇总】{zh_period(period)}信用状况监测分析报送材料汇总"
+    where = zipped.parent
+    if storage is not None:
+        try:
+            where = Path(storage.name) / zipped.parent.relative_to(storage)
+        except ValueError:
+            pass
+    lines = [f"{mailbox_name}：", "",
+             f"    {zh_period(period)}各科室信用状况监测分析报送材料已汇总（截至{zh_date(now)}），请审核后报送区发改局。", "",
+             f"    1. {package_filename(period)}：目录、报送情况、“双公示”指标和各项任务台账（各科室受理的数据合并，首列为报送科室）；"]
+    if zip_attached:
+        lines.append(f"    2. {zipped.name}：各科室佐证材料，按“科室/任务”分文件夹。")
+    else:
+        lines.append(f"    2. {zipped.name}：各科室佐证材料（{zip_size / 1048576:.1f} MB，超过邮件附件上限，未随信附上），"
+                     f"保存在服务器 {where}/ 目录下。")
+    lines += ["", f"    报送情况：应报{len(cells)}项，按时{count['on_time']}项，逾期{count['late']}项，"
+                  f"未报送{count['missing']}项" + (f"，未到期{count['not_due']}项" if count["not_due"] else "") + "。"]
+    missing: dict[str, list[int]] = {}
+    for c in cells:
+        if c.state in _OWED:
+            missing.setdefault(c.section, []).append(c.task)
+    if missing:
+        lines.append("    未报送：" + "；".join(f"{s} {_tasks(t)}" for s, t in missing.items()) + "。")
+    lines.append(f"    “双公示”：上报率{_rate(rates.report_rate, len(rates.reported_sections), len(rates.responsible_sections))}，"
+                 f"合规率{_rate(rates.compliance_rate, rates.rows_compliant, rates.rows_submitted)}，"
+                 f"及时率{_rate(rates.timeliness_rate, rates.rows_timely, rates.rows_accepted)}。")
+    lines.append(f"    汇总文件同时保存在服务器 {where}/ 目录下。")
+    lines += _closing(mailbox_name, now)
+    return subject, "\n".join(lines) + "\n"

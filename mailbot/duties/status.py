@@ -1,0 +1,310 @@
+"""Where every section stands: the status matrix of a month, its terminal table, the year's score.
+
+Pure: rules, submissions (as store.submissions returns them: StoredSubmission, or anything
+with the same attributes) and `today` in; values out. Nothing here reads the clock or the
+database.
+
+A cell's state, for one (section, task, period):
+
+- not_applicable  the section does not answer for the task (rules/tasks.yaml `sections`);
+- not_due         no current accepted submission, and the due date has not passed yet;
+- missing         no current accepted submission once the due date has passed (a rejected
+                  file counts for nothing); also a per-month count rule not met once the month
+                  is over (信用动态 "每月不少于1篇": a ledger with no item);
+- on_time / late  the section's FIRST accepted submission for the key (a later correction
+                  that supersedes it does not make an on-time answer late) received, by its
+                  Beijing date, on or before / after the due date.
+
+The due date of a cell is the task's monthly deadline (deadlines.deadlines_for_period, plain
+calendar date unless the rules shift it); a task with no monthly rule falls back on its
+per-month count's month end; a task with neither (only event or asap rules) is never missing.
+
+How many items a period's answer reports (for count rules): the data rows of its ledger
+workbook(s); where the answer has no ledger (documents, photos), each document file counts
+one, and photos alone count one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mailbot.dates.deadlines import (Due, beijing, beijing_date, deadlines_for_period, iso, is_on_time, is_past,
+                        parse_period)
+from mailbot.model import Rules
+from mailbot.dates.workdays import WorkCalendar
+
+__all__ = ["STATES", "Cell", "ScoreRow", "status_matrix", "render_table", "year_score",
+           "items_reported", "yearly_counts", "SYMBOLS"]
+
+STATES = ("on_time", "late", "missing", "not_due", "not_applicable")
+
+# two CJK characters (or one padded ASCII sign) per cell, readable without colour
+SYMBOLS = {"on_time": "按时", "late": "迟报", "missing": "未报", "not_due": "待报", "not_applicable": "-"}
+_LEGEND = {"on_time": "按时报送", "late": "逾期后报送", "missing": "逾期未报", "not_due": "未到截止日、尚未报送",
+           "not_applicable": "不承担该任务"}
+_COLORS = {"on_time": "\x1b[32m", "late": "\x1b[33m", "missing": "\x1b[1;31m", "not_due": "\x1b[36m",
+           "not_applicable": "\x1b[2m"}
+_RESET = "\x1b[0m"
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp")
+
+
+class SubmissionLike(Protocol):
+    id: int
+    message_ref: int
+    receipt_no: str
+    filename: str
+    section: str | None
+    task: int
+    period: str
+    status: str
+    rows: int
+    sheets: tuple[str, ...]
+    received_at: dt.datetime
+    superseded_by: int | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    section: str
+    task: int
+    period: str
+    state: str
+    submitted_at: dt.datetime | None = None   # the deciding (first accepted) submission, +08:00
+    receipt_no: str | None = None
+    due: dt.date | dt.datetime | None = None
+    count: int | None = None                  # per-month count rules: items reported so far
+    required: int | None = None               # ... and how many the plan asks for
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"section": self.section, "task": self.task, "period": self.period,
+                             "state": self.state, "submitted_at": iso(self.submitted_at),
+                             "receipt_no": self.receipt_no, "due": iso(self.due)}
+        if self.required is not None:
+            d.update(count=self.count, required=self.required)
+        return d
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One section's record on one task over a year, for the year-end assessment.
+
+    due = on_time + late + missing (periods whose deadline has passed, or answered early);
+    rejected_first_time: periods whose first message for the task was rejected outright;
+    count/required: a per-year count rule (诚信宣传 at least 2 a year): items reported in the year."""
+    section: str
+    task: int
+    due: int
+    on_time: int
+    late: int
+    missing: int
+    rejected_first_time: int
+    not_due: int = 0
+    count: int | None = None
+    required: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {k: getattr(self, k) for k in (
+            "section", "task", "due", "on_time", "late", "missing", "rejected_first_time", "not_due")}
+        if self.required is not None:
+            d.update(count=self.count, required=self.required)
+        return d
+
+
+# ---------------------------------------------------------------- the matrix
+
+def _order(s: SubmissionLike) -> tuple[dt.datetime, int]:
+    return beijing(s.received_at), s.id
+
+
+def items_reported(current: Sequence[SubmissionLike]) -> int:
+    """How many items (篇, 次) the current accepted answer for one key reports (module docstring)."""
+    ledgers = [s for s in current if s.sheets]
+    if ledgers:
+        return sum(s.rows for s in ledgers)
+    docs = [s for s in current if not (s.filename or "").lower().endswith(_IMAGE_EXTS)]
+    return len(docs) if docs else (1 if current else 0)
+
+
+def _current(accepted: Sequence[SubmissionLike]) -> list[SubmissionLike]:
+    """The accepted submissions not superseded by one among them: as things stood on `today`
+    when later submissions have been left out (a superseding answer not yet received)."""
+    ids = {s.id for s in accepted}
+    return [s for s in accepted if s.superseded_by is None or s.superseded_by not in ids]
+
+
+def _group(submissions: Iterable[SubmissionLike], period: str) -> dict[tuple[str, int], list[SubmissionLike]]:
+    by: dict[tuple[str, int], list[SubmissionLike]] = {}
+    for s in submissions:
+        if s.period == period and s.section is not None:
+            by.setdefault((s.section, s.task), []).append(s)
+    for subs in by.values():
+        subs.sort(key=_order)
+    return by
+
+
+def _cell(section: str, task: int, period: str, dues: Sequence[Due], subs: Sequence[SubmissionLike],
+          today: dt.date) -> Cell:
+    monthly = next((d for d in dues if d.kind == "monthly"), None)
+    count_rule = next((d for d in dues if d.kind == "count" and d.per == "month"), None)
+    due = monthly.due if monthly else (count_rule.due if count_rule else None)
+    accepted = [s for s in subs if s.status == "accepted"]
+    current = _current(accepted)
+    count = items_reported(current) if count_rule else None
+    required = count_rule.at_least if count_rule else None
+    if not current:
+        state = "missing" if due is not None and is_past(due, today) else "not_due"
+        return Cell(section, task, period, state, None, None, due, count, required)
+    first = accepted[0]
+    state = "on_time" if due is None or is_on_time(due, first.received_at) else "late"
+    if count_rule and count < (count_rule.at_least or 0) and is_past(count_rule.due, today):
+        state = "missing"
+    return Cell(section, task, period, state, beijing(first.received_at), first.receipt_no, due, count, required)
+
+
+def status_matrix(rules: Rules, period: str, submissions: Iterable[SubmissionLike],
+                  today: dt.date | dt.datetime, calendar: WorkCalendar | None = None, *,
+                  shift: str | None = None) -> list[Cell]:
+    """One cell per section (as rules/sections.yaml lists them) and task (1..11) for `period`.
+
+    `submissions` may be current ones only (store default) or all of them (current_only=False):
+    rejected and superseded ones are told apart here. Submissions of other periods, and any
+    received after `today` (a matrix as it stood that day), are ignored."""
+    parse_period(period)
+    today = beijing_date(today)
+    dues: dict[tuple[str, int], list[Due]] = {}
+    for d in deadlines_for_period(rules, period, calendar, shift=shift):
+        dues.setdefault((d.section, d.task), []).append(d)
+    by = _group((s for s in submissions if beijing(s.received_at).date() <= today), period)
+    cells = []
+    for section in rules.sections:
+        for task in sorted(rules.tasks, key=lambda t: t.number):
+            if section.id not in task.sections:
+                cells.append(Cell(section.id, task.number, period, "not_applicable"))
+                continue
+            cells.append(_cell(section.id, task.number, period, dues.get((section.id, task.number), ()),
+                               by.get((section.id, task.number), ()), today))
+    return cells
+
+
+# ---------------------------------------------------------------- the terminal table
+
+def _width(text: str) -> int:
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def _pad(text: str, width: int, align: str = "left") -> str:
+    gap = max(0, width - _width(text))
+    if align == "center":
+        return " " * (gap // 2) + text + " " * (gap - gap // 2)
+    if align == "right":
+        return " " * gap + text
+    return text + " " * gap
+
+
+def render_table(cells: Iterable[Cell], color: bool = False, *, today: dt.date | None = None) -> str:
+    """Sections as rows, tasks as columns, one short word per cell (按时/迟报/未报/待报/-), a row of
+    due days, totals and a legend; ANSI colours when `color`. Several periods: one table each."""
+    cells = list(cells)
+    periods = list(dict.fromkeys(c.period for c in cells))
+    return "\n".join(_one_table([c for c in cells if c.period == p], p, color, today) for p in periods)
+
+
+def _one_table(cells: list[Cell], period: str, color: bool, today: dt.date | None) -> str:
+    sections = list(dict.fromkeys(c.section for c in cells))
+    tasks = sorted({c.task for c in cells})
+    at = {(c.section, c.task): c for c in cells}
+    name_w = max([_width("科室 \\ 任务"), _width("截止日")] + [_width(s) for s in sections]) + 2
+    col_w = 6
+
+    def paint(state: str, text: str) -> str:
+        return f"{_COLORS[state]}{text}{_RESET}" if color else text
+
+    year, month = parse_period(period)
+    title = f"{year}年{month}月 各科室报送情况" + (f"（截至{today.year}年{today.month}月{today.day}日）" if today else "")
+    lines = [title, _pad("科室 \\ 任务", name_w) + "".join(_pad(str(t), col_w, "center") for t in tasks)]
+    due_days = []
+    for t in tasks:
+        days = {c.due.day for c in cells if c.task == t and c.due is not None and not isinstance(c.due, dt.datetime)}
+        due_days.append(_pad(str(days.pop()) if len(days) == 1 else "", col_w, "center"))
+    lines.append(_pad("截止日", name_w) + "".join(due_days))
+    lines.append("-" * (name_w + col_w * len(tasks)))
+    for s in sections:
+        row = _pad(s, name_w)
+        for t in tasks:
+            c = at.get((s, t))
+            if c is None:
+                row += " " * col_w
+                continue
+            row += paint(c.state, _pad(SYMBOLS[c.state], col_w, "center"))
+        lines.append(row)
+    totals = {st: sum(1 for c in cells if c.state == st) for st in STATES if st != "not_applicable"}
+    lines.append("-" * (name_w + col_w * len(tasks)))
+    lines.append("合计：" + "　".join(paint(st, f"{SYMBOLS[st]} {n}") for st, n in totals.items()))
+    lines.append("图例：" + "；".join(f"{SYMBOLS[st]} = {_LEGEND[st]}" for st in STATES))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the year
+
+def _rejected_first(subs: Sequence[SubmissionLike]) -> bool:
+    """The first message carrying files for this key had none accepted."""
+    if not subs:
+        return False
+    first_msg = min(subs, key=_order).message_ref
+    return not any(s.status == "accepted" for s in subs if s.message_ref == first_msg)
+
+
+def yearly_counts(rules: Rules, year: int,
+                  submissions_by_period: Mapping[str, Iterable[SubmissionLike]]) -> dict[tuple[str, int], int]:
+    """Items reported over the year per (section, task), for the tasks with a per-year count rule."""
+    counted = {t.number for t in rules.tasks if any(d.kind == "count" and d.per == "year" for d in t.deadlines)}
+    out: dict[tuple[str, int], int] = {}
+    for month in range(1, 13):
+        period = f"{year:04d}-{month:02d}"
+        for (section, task), subs in _group(submissions_by_period.get(period, ()), period).items():
+            if task in counted:
+                current = _current([s for s in subs if s.status == "accepted"])
+                out[(section, task)] = out.get((section, task), 0) + items_reported(current)
+    return out
+
+
+def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iterable[SubmissionLike]],
+               calendar: WorkCalendar | None = None, *, today: dt.date | dt.datetime | None = None,
+               shift: str | None = None) -> list[ScoreRow]:
+    """Per section and task it answers for: periods due, on time, late, missing, rejected first time.
+
+    Pass every submission (store.submissions(current_only=False)) so that rejected first answers
+    can be counted. `today` defaults to 1 January of the next year (the year is over); with a
+    `today` inside the year, the months not yet due count as not_due, not missing."""
+    today = beijing_date(today) if today is not None else dt.date(year + 1, 1, 1)
+    subs_by = {p: list(v) for p, v in submissions_by_period.items()}
+    tally: dict[tuple[str, int], dict[str, int]] = {}
+    for month in range(1, 13):
+        period = f"{year:04d}-{month:02d}"
+        subs = subs_by.get(period, [])
+        grouped = _group((s for s in subs if beijing(s.received_at).date() <= today), period)
+        for c in status_matrix(rules, period, subs, today, calendar, shift=shift):
+            if c.state == "not_applicable":
+                continue
+            t = tally.setdefault((c.section, c.task), dict.fromkeys(STATES, 0) | {"rejected_first_time": 0})
+            t[c.state] += 1
+            if _rejected_first(grouped.get((c.section, c.task), ())):
+                t["rejected_first_time"] += 1
+    counts = yearly_counts(rules, year, subs_by)
+    rows = []
+    for section in rules.sections:
+        for task in sorted(rules.tasks, key=lambda t: t.number):
+            t = tally.get((section.id, task.number))
+            if t is None:
+                continue
+            year_rule = next((d for d in task.deadlines if d.kind == "count" and d.per == "year"), None)
+            rows.append(ScoreRow(
+                section.id, task.number, t["on_time"] + t["late"] + t["missing"], t["on_time"], t["late"],
+                t["missing"], t["rejected_first_time"], t["not_due"],
+                counts.get((section.id, task.number), 0) if year_rule else None,
+                year_rule.at_least if year_rule else None))
+    return rows

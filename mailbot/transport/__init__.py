@@ -1,0 +1,1 @@
+"""The edges to the mail servers: IMAP and Maildir sources, the SMTP sender."""

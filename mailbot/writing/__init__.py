@@ -1,0 +1,1 @@
+"""Every text a person reads: receipts, rejections, reminders, notices, digests, bulletins."""
