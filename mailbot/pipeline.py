@@ -28,6 +28,8 @@ from mailbot.failpoints import failpoint
 from mailbot.model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Rules,
                     Severity, Verdict)
 from mailbot.dates.workdays import WorkCalendar
+from mailbot.dates.period import period_label
+from mailbot.dates.zone import bureau_time
 
 __all__ = ["Intake", "Examined", "decide", "process", "Processed"]
 
@@ -232,7 +234,7 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
             if (prev := by_sha.get(f.sha256)) and c.period and prev.period != c.period:
                 problems.append(Problem(
                     "same-file-other-period",
-                    f"文件'{att.filename}'与{classify.zh_period(prev.period)}已报送的材料（回执编号{prev.receipt_no}）完全相同",
+                    f"文件'{att.filename}'与{period_label(prev.period)}已报送的材料（回执编号{prev.receipt_no}）完全相同",
                     Severity.WARNING,
                     hint="请核实是否误发了往月材料；各科室对所报数据、材料的真实性负责，严禁弄虚作假。"))
             task = rules.task(c.task) if c.task else None
@@ -280,6 +282,7 @@ class Processed:
     items: tuple[dict[str, Any], ...]
     reply: dict[str, Any] | None
     duplicate: bool = False
+    crashed_at: str | None = None     # the stage that raised: shunted for a person, not decided
 
     def as_dict(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "outcome": self.outcome, "section": self.section,
@@ -366,7 +369,7 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
         store.record_failure(sha, source, stage, f"{type(e).__name__}: {e}", tb)
         mid = incoming.message_id if incoming else ""
         return Processed(mid, sha, Outcome.QUARANTINED.value, f"internal error at stage {stage}: {type(e).__name__}: {e}",
-                         None, None, (), None)
+                         None, None, (), None, crashed_at=stage)
     items = _item_dicts(verdict)
     return Processed(incoming.message_id, sha, verdict.outcome.value, verdict.reason, verdict.section,
                      getattr(result, "receipt_no", None), items, drafted.get("reply"),
@@ -385,7 +388,7 @@ def confirm(ref: int | str, section: str, *, intake: Intake, store: Any, now: dt
     incoming = parse.parse_message(store.read_raw(stored.raw_sha256), limits=intake.rules.limits)
     prior = [p for p in store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
              if p.receipt_no != stored.receipt_no]
-    received_at = stored.received_at.astimezone(deadlines.BEIJING)   # stored in UTC; dates are Beijing dates
+    received_at = bureau_time(stored.received_at)   # stored in UTC; dates are the bureau's dates
     verdict = decide(incoming, intake, received_at, prior, section_override=section)
     drafted: dict[str, Any] = {}
     outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)

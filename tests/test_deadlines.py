@@ -7,9 +7,13 @@ import datetime as dt
 import pytest
 
 from mailbot.dates import deadlines as D
-from mailbot.dates.deadlines import BEIJING, Due, deadlines_for_period, event_due, iso
+from mailbot.dates.deadlines import Due, deadlines_for_period, event_due
 from mailbot.rules import load_rules
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
+from mailbot.dates import period, zone
+from mailbot.dates.zone import bureau_zone, iso
+
+BEIJING = bureau_zone()
 
 UTC = dt.UTC
 
@@ -218,6 +222,6 @@ def test_iso_and_zh():
     assert iso(d(2026, 10, 13)) == "2026-10-13"
     assert iso(dt.datetime(2026, 10, 2, 7, 0, 12, 345, tzinfo=UTC)) == "2026-10-02T15:00:12+08:00"
     assert iso(None) is None
-    assert D.zh_date(d(2026, 10, 25)) == "2026年10月25日（星期日）"
-    assert D.zh_date(dt.datetime(2026, 10, 2, 7, 0, tzinfo=UTC)) == "2026年10月2日（星期五）15:00"
-    assert D.add_months("2026-12", 1) == "2027-01" and D.add_months("2026-01", -1) == "2025-12"
+    assert zone.zh_date(d(2026, 10, 25)) == "2026年10月25日（星期日）"
+    assert zone.zh_date(dt.datetime(2026, 10, 2, 7, 0, tzinfo=UTC)) == "2026年10月2日（星期五）15:00"
+    assert period.add_months("2026-12", 1) == "2027-01" and period.add_months("2026-01", -1) == "2025-12"

@@ -42,11 +42,13 @@ import yaml
 from mailbot.app import jobs
 from mailbot.app.config import config_from_mapping
 from mailbot.app.daemon import Daemon
-from mailbot.dates.deadlines import BEIJING
 from mailbot.transport.mailbox import Fetched
 from mailbot.duties.package import STATUS_SHEET, evidence_zip_filename, package_filename
 from mailbot.rules import load_rules
 from mailbot.duties.templates import template_filename
+from mailbot.dates.zone import bureau_zone
+
+BEIJING = bureau_zone()
 
 from conftest import ROOT
 

@@ -18,10 +18,12 @@ import pytest
 from mailbot.app import cli
 from mailbot.app import jobs
 from mailbot.app.daemon import Daemon
-from mailbot.dates.deadlines import BEIJING
 from mailbot.duties.office import Office
 from mailbot.duties.package import SCORE_SHEET, STATUS_SHEET, evidence_zip_filename, package_filename
 from mailbot.rules import check_rules, load_rules
+from mailbot.dates.zone import bureau_zone
+
+BEIJING = bureau_zone()
 
 from conftest import ROOT
 from test_month import ADDR, CREDIT, EXAMPLE, EXPECTED, Clock, bj, deployment, job_mail, month_mail, run  # noqa: F401
@@ -347,7 +349,7 @@ def test_jobs_registered_in_beijing_time_and_a_missed_run_caught_up(tmp_path, ca
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     store = SQLAlchemyJobStore(url=config.database, tablename="apscheduler_jobs")
     store.start(first, "default")
-    missed = (nxt - dt.timedelta(days=2)).astimezone(jobs.ZONE)
+    missed = (nxt - dt.timedelta(days=2)).astimezone(BEIJING)
     stored = store.lookup_job("reminders")
     stored._modify(next_run_time=missed)
     store.update_job(stored)
@@ -367,14 +369,9 @@ def test_jobs_registered_in_beijing_time_and_a_missed_run_caught_up(tmp_path, ca
 def test_every_firing_is_logged(tmp_path, caplog):
     config, _ = deployment(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}")
     daemon = Daemon(config, clock=lambda: bj(11, 20))
-    old = jobs._DAEMON
-    jobs._DAEMON = daemon
-    try:
-        with caplog.at_level(logging.INFO, logger="mailbot.app.jobs"):
-            for job_id in jobs.JOBS:
-                jobs.run_job(job_id)
-    finally:
-        jobs._DAEMON = old
+    with caplog.at_level(logging.INFO, logger="mailbot.app.jobs"):
+        for job_id in jobs.JOBS:
+            jobs.run_job(job_id, daemon=daemon)
     for job_id in jobs.JOBS:
         assert f"job {job_id} fired" in caplog.text
     assert "reminders at 2026-11-20T09:00" in caplog.text and "digest digest:2026-11-20 queued" in caplog.text

@@ -6,11 +6,13 @@ import datetime as dt
 
 import pytest
 
-from mailbot.dates.deadlines import BEIJING
 from mailbot.duties.reminders import (Reminder, ReminderSettings, count_reminders, group_by_section, overdue_slots,
                                overdue_text, reminder_slots, reminder_text, reminders_due)
 from mailbot.rules import load_rules
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
+from mailbot.dates.zone import bureau_zone
+
+BEIJING = bureau_zone()
 
 UTC = dt.UTC
 S = ReminderSettings(before_workdays=(5, 2), overdue_workdays=(1,), send_at=dt.time(9, 0), overdue_grace_workdays=5)

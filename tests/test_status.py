@@ -8,11 +8,13 @@ import unicodedata
 
 import pytest
 
-from mailbot.dates.deadlines import BEIJING
 from mailbot.rules import load_rules
 from mailbot.duties.status import Cell, ScoreRow, render_table, status_matrix, year_score, yearly_counts
 from mailbot.store import StoredSubmission
 from mailbot.dates.workdays import WorkCalendar
+from mailbot.dates.zone import bureau_zone
+
+BEIJING = bureau_zone()
 
 UTC = dt.UTC
 _ids = itertools.count(1)

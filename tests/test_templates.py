@@ -10,10 +10,8 @@ from python_calamine import CalamineWorkbook
 
 from mailbot.model import Deadline
 from mailbot.rules import load_rules
-from mailbot.duties.templates import (
-    FIRST_DATA_ROW, HEADER_ROW, TEMPLATE_ROWS, TITLE_ROW, describe_deadline, parse_period, period_label,
-    template_bytes, template_filename, write_template,
-)
+from mailbot.duties.templates import (FIRST_DATA_ROW, HEADER_ROW, TEMPLATE_ROWS, TITLE_ROW, describe_deadline, template_bytes, template_filename, write_template)
+from mailbot.dates.period import parse_period, period_label
 
 LAST = FIRST_DATA_ROW + TEMPLATE_ROWS - 1
 FAGUI_SHEETS = ["填报说明", "封面", "制度文件台账", "理论学习台账", "双公示台账", "异议处理和信用修复台账"]
@@ -133,14 +131,14 @@ def test_alias_file_object_and_name(rules):
 def test_errors(rules, tmp_path):
     with pytest.raises(KeyError, match="登记注册科"):
         write_template(rules, "登记注册科", "2026-11", tmp_path / "x.xlsx")
-    for bad in ("2026-13", "2026/11", "202611", "2026-1", "", "2026-00"):
+    for bad in ("2026-13", "2026/11", "2026-1", "", "2026-00", "20261"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             template_bytes(rules, "政策法规科", bad)
     assert not (tmp_path / "x.xlsx").exists()
 
 
 def test_period_and_deadline_words():
-    assert parse_period("2026-11") == (2026, 11) and period_label("2027-02") == "2027年2月"
+    assert parse_period("2026-11") == parse_period("202611") == parse_period("2026年11月") == (2026, 11) and period_label("2027-02") == "2027年2月"
     feb = describe_deadline(Deadline(kind="monthly", day=30), 2027, 2)
     assert feb.startswith("每月30日前报送") and "2027年2月28日前" in feb
     assumed = describe_deadline(Deadline(kind="monthly", day=25, stated=False))

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,12 @@ def _load_config(args) -> Any:
     if not Path(path).exists():
         raise UsageError(f"config file {path} not found (use --config FILE; config.example.yaml shows every key)")
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as e:
         raise UsageError(f"invalid config:\n{e}") from None
+    from mailbot.dates.zone import use_zone
+    use_zone(config.timezone)
+    return config
 
 
 def _load_rules(rules_dir: Path):
@@ -45,46 +47,31 @@ def _load_rules(rules_dir: Path):
         raise UsageError(f"invalid rules in {rules_dir}:\n{e}") from None
 
 
-def _intake(config, rules):
-    from mailbot.app.config import check_sections_against_rules
-    from mailbot.pipeline import Intake
-    from mailbot.dates.workdays import WorkCalendar
-    bad = check_sections_against_rules(config, {s.id for s in rules.sections})
-    if bad:
-        raise UsageError("invalid config:\n" + "\n".join(bad))
-    addresses = {a: sid for sid, addrs in config.sections.items() for a in addrs}
-    return Intake(rules=rules, calendar=WorkCalendar(rules.calendar, str(config.rules)),
-                  address_sections=addresses, own_addresses=config.own_addresses,
-                  mailbox_address=config.mailbox_address, mailbox_name=config.mailbox_name,
-                  replies_per_sender_per_hour=config.replies_per_sender_per_hour)
+def _deployment(config):
+    """The deployment the config builds (rules checked against it), or a usage error saying why."""
+    from mailbot.app.wiring import WiringError, build
+    try:
+        return build(config)
+    except WiringError as e:
+        raise UsageError(str(e)) from None
 
 
 def _open_store(config):
-    from mailbot.store.core import Store
-    config.storage.mkdir(parents=True, exist_ok=True)
-    store = Store(config.database, config.storage)
-    store.upgrade()
-    return store
+    from mailbot.app.wiring import open_store
+    return open_store(config)
 
 
-def _tz(config) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(config.timezone)
+def _tz(config=None):
+    from mailbot.dates.zone import bureau_zone
+    return bureau_zone()
 
 
-def _parse_when(text: str, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+def _parse_when(text: str, tz: dt.tzinfo) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"not an ISO 8601 date or datetime: {text!r}") from None
     return t if t.tzinfo else t.replace(tzinfo=tz)
-
-
-def _template_for(rules):
-    from mailbot.duties.templates import template_bytes, template_filename
-
-    def make(section: str, period: str) -> tuple[str, bytes]:
-        return template_filename(rules, section, period), template_bytes(rules, section, period)
-    return make
 
 
 # ---------------------------------------------------------------- commands
@@ -135,9 +122,8 @@ def cmd_template(args) -> int:
 def cmd_ingest(args) -> int:
     from mailbot.pipeline import process, to_json
     config = _load_config(args)
-    rules = _load_rules(config.rules)
-    intake = _intake(config, rules)
-    store = _open_store(config)
+    deployment = _deployment(config)
+    store = deployment.open_store()
     tz = _tz(config)
     received = _parse_when(args.received, tz) if args.received else None
     worst = 0
@@ -150,8 +136,8 @@ def cmd_ingest(args) -> int:
             worst = 1
             continue
         now = dt.datetime.now(tz)
-        result = process(raw, intake=intake, store=store, source=f"file:{Path(name).resolve()}",
-                         received_at=received or now, now=now, template_for=_template_for(rules))
+        result = process(raw, intake=deployment.intake, store=store, source=f"file:{Path(name).resolve()}",
+                         received_at=received or now, now=now, template_for=deployment.template_for)
         if args.json:
             print(to_json(result, name), flush=True)
         else:
@@ -339,14 +325,15 @@ def cmd_quarantine_list(args) -> int:
 def cmd_quarantine_confirm(args) -> int:
     from mailbot.pipeline import confirm, to_json
     config = _load_config(args)
-    rules = _load_rules(config.rules)
+    deployment = _deployment(config)
+    rules = deployment.rules
     section = rules.section(args.section)
     if section is None:
         raise UsageError(f"unknown section {args.section!r}; known: {', '.join(s.id for s in rules.sections)}")
     store = _open_store(config)
     try:
-        result = confirm(args.ref, section.id, intake=_intake(config, rules), store=store,
-                         now=dt.datetime.now(_tz(config)), template_for=_template_for(rules))
+        result = confirm(args.ref, section.id, intake=deployment.intake, store=store,
+                         now=dt.datetime.now(_tz(config)), template_for=deployment.template_for)
     except (LookupError, ValueError) as e:
         raise UsageError(str(e)) from None
     if args.json:
@@ -360,19 +347,19 @@ def cmd_quarantine_retry(args) -> int:
     """Replay a crashed message from its archived raw bytes, once the cause is fixed."""
     from mailbot.pipeline import process, to_json
     config = _load_config(args)
-    rules = _load_rules(config.rules)
-    store = _open_store(config)
+    deployment = _deployment(config)
+    store = deployment.open_store()
     failure = next((f for f in store.failures() if f.id == args.id), None)
     if failure is None:
         raise UsageError(f"no unresolved failure #{args.id}")
     now = dt.datetime.now(_tz(config))
-    result = process(store.read_raw(failure.raw_sha256), intake=_intake(config, rules), store=store,
+    result = process(store.read_raw(failure.raw_sha256), intake=deployment.intake, store=store,
                      source=failure.source, received_at=failure.created_at.astimezone(_tz(config)), now=now,
-                     template_for=_template_for(rules))
-    if "internal error" not in result.reason:
+                     template_for=deployment.template_for)
+    if result.crashed_at is None:
         store.resolve_failure(failure.id, now=now)
     print(to_json(result, failure.source) if args.json else f"failure #{failure.id}: {result.outcome} - {result.reason}")
-    return 0 if "internal error" not in result.reason else 1
+    return 0 if result.crashed_at is None else 1
 
 
 # ---------------------------------------------------------------- deadlines, reminders, summaries
@@ -394,26 +381,22 @@ def _rules_and_calendar(args):
 
 
 def _office(config):
-    from mailbot.app.config import check_sections_against_rules
     from mailbot.duties.office import Office
-    rules = _load_rules(config.rules)
-    bad = check_sections_against_rules(config, {s.id for s in rules.sections})
-    if bad:
-        raise UsageError("invalid config:\n" + "\n".join(bad))
+    deployment = _deployment(config)
     try:
-        return Office(config, rules, _open_store(config))
+        return Office(config, deployment.rules, deployment.open_store(), deployment.calendar)
     except ValueError as e:                       # a bad reminders setting in rules/
         raise UsageError(f"invalid rules in {config.rules}: {e}") from None
 
 
 def _now(args, config) -> dt.datetime:
     """--now (ISO 8601; without an offset, in the config's time zone), else the clock."""
-    tz = _tz(config) if config else zoneinfo.ZoneInfo("Asia/Shanghai")
+    tz = _tz(config)
     return _parse_when(args.now, tz) if getattr(args, "now", None) else dt.datetime.now(tz)
 
 
 def _period(text: str) -> str:
-    from mailbot.dates.deadlines import parse_period
+    from mailbot.dates.period import parse_period
     try:
         parse_period(text)
     except ValueError as e:
@@ -450,7 +433,9 @@ def _deliver(config, store, now: dt.datetime) -> str:
 
 
 def cmd_deadlines(args) -> int:
-    from mailbot.dates.deadlines import deadlines_for_period, iso, zh_date
+    from mailbot.dates.deadlines import deadlines_for_period
+    from mailbot.dates.period import month_label
+    from mailbot.dates.zone import iso, zh_date
     from mailbot.dates.workdays import CalendarGapError
     _config, rules, calendar = _rules_and_calendar(args)
     period = _period(args.period)
@@ -466,7 +451,7 @@ def cmd_deadlines(args) -> int:
                              ensure_ascii=False))
         return 0
     year, month = (int(x) for x in period.split("-"))
-    print(f"{year}年{month}月的报送期限（{len(dues)}项）")
+    print(f"{month_label(year, month)}的报送期限（{len(dues)}项）")
     print(_cols(("任务", 6), ("科室", 18), ("截止", 28), ("规则", 0)))
     for d in dues:
         if d.kind == "monthly":
@@ -479,10 +464,10 @@ def cmd_deadlines(args) -> int:
 
 
 def _parse_event(text: str) -> dt.date | dt.datetime:
-    from mailbot.dates.deadlines import beijing
+    from mailbot.dates.zone import bureau_time
     try:
         if "T" in text or " " in text.strip():
-            return beijing(dt.datetime.fromisoformat(text.strip()))
+            return bureau_time(dt.datetime.fromisoformat(text.strip()))
         return dt.date.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"--event must be a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM; found {text!r}") from None
@@ -491,7 +476,7 @@ def _parse_event(text: str) -> dt.date | dt.datetime:
 def due_explanation(task, event: dt.date | dt.datetime, due: dt.date | dt.datetime, calendar) -> str:
     """The Chinese explanation `mailbot due` prints under the due date."""
     import math
-    from mailbot.dates.deadlines import beijing, zh_date
+    from mailbot.dates.zone import bureau_time, zh_date
     rule = next(d for d in task.deadlines if d.kind == "event")
     what = rule.event_column or "事件日期"
     head = f"任务{task.number}（{task.title}）：{rule.source or '按事件计算期限'}。"
@@ -503,7 +488,7 @@ def due_explanation(task, event: dt.date | dt.datetime, due: dt.date | dt.dateti
         return (f"{head}\n{what}{zh_date(start)}，当日不计，往后数{rule.working_days}个工作日{skipped}，"
                 f"期限为{zh_date(due)}当日结束前。")
     if isinstance(event, dt.datetime):
-        return (f"{head}\n{what}{zh_date(beijing(event))}起{rule.hours}小时，期限为{zh_date(due)}"
+        return (f"{head}\n{what}{zh_date(bureau_time(event))}起{rule.hours}小时，期限为{zh_date(due)}"
                 f"（按小时计，节假日不停止计时）。")
     days = math.ceil(rule.hours / 24)
     return (f"{head}\n{what}{zh_date(event)}，只有日期没有时间，按不超过{days}个自然日计，"
@@ -511,7 +496,8 @@ def due_explanation(task, event: dt.date | dt.datetime, due: dt.date | dt.dateti
 
 
 def cmd_due(args) -> int:
-    from mailbot.dates.deadlines import event_due, iso
+    from mailbot.dates.deadlines import event_due
+    from mailbot.dates.zone import iso
     from mailbot.dates.workdays import CalendarGapError
     _config, rules, calendar = _rules_and_calendar(args)
     task = rules.task(args.task)
@@ -533,7 +519,7 @@ def cmd_due(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from mailbot.dates.deadlines import iso
+    from mailbot.dates.zone import iso
     from mailbot.duties.status import render_table
     config = _load_config(args)
     period = _period(args.period)
@@ -545,13 +531,13 @@ def cmd_status(args) -> int:
             print(json.dumps({"section": c.section, "task": c.task, "period": c.period, "state": c.state,
                               "submitted_at": iso(c.submitted_at)}, ensure_ascii=False))
         return 0
-    from mailbot.dates.deadlines import beijing
-    print(render_table(cells, color=_color(), today=beijing(now).date()), end="")
+    from mailbot.dates.zone import bureau_time
+    print(render_table(cells, color=_color(), today=bureau_time(now).date()), end="")
     return 0
 
 
 def cmd_remind(args) -> int:
-    from mailbot.dates.deadlines import iso
+    from mailbot.dates.zone import iso
     config = _load_config(args)
     office = _office(config)
     now = _now(args, config)

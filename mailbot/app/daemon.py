@@ -14,18 +14,17 @@ import logging
 import os
 import signal
 import threading
-import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailbot.transport import mailbox
 from mailbot import pipeline
-from mailbot.app.config import Config, check_sections_against_rules
+from mailbot.app import wiring
+from mailbot.app.config import Config
+from mailbot.dates.zone import bureau_zone
 from mailbot.store.files import write_atomically
-from mailbot.rules.load import load_rules
 from mailbot.store.core import Store
-from mailbot.dates.workdays import WorkCalendar
 
 __all__ = ["Daemon", "PollSummary", "health_report", "HEALTH_FILE"]
 
@@ -53,23 +52,12 @@ class Daemon:
     def __init__(self, config: Config, *, clock: Callable[[], dt.datetime] | None = None,
                  store: Store | None = None):
         self.config = config
-        self.tz = zoneinfo.ZoneInfo(config.timezone)
+        self.deployment = wiring.build(config)         # raises WiringError: refuse to start
+        self.tz = bureau_zone()
         self.clock = clock or (lambda: dt.datetime.now(self.tz))
-        self.rules = load_rules(config.rules)          # raises RulesError: refuse to start
-        bad = check_sections_against_rules(config, {s.id for s in self.rules.sections})
-        if bad:
-            raise ValueError("; ".join(bad))
-        addresses = {a: sid for sid, addrs in config.sections.items() for a in addrs}
-        self.intake = pipeline.Intake(
-            rules=self.rules, calendar=WorkCalendar(self.rules.calendar, str(config.rules)),
-            address_sections=addresses, own_addresses=config.own_addresses,
-            mailbox_address=config.mailbox_address, mailbox_name=config.mailbox_name,
-            replies_per_sender_per_hour=config.replies_per_sender_per_hour)
-        if store is None:
-            config.storage.mkdir(parents=True, exist_ok=True)
-            store = Store(config.database, config.storage)
-            store.upgrade()
-        self.store = store
+        self.rules = self.deployment.rules
+        self.intake = self.deployment.intake
+        self.store = store if store is not None else wiring.open_store(config)
         self.stop = threading.Event()
         self._outbox_wake = threading.Event()
         self.on_processed: Callable[[Any, pipeline.Processed], None] | None = None
@@ -85,8 +73,7 @@ class Daemon:
         return mailbox.source_from_config(self.config, self.store, **options)
 
     def template_for(self, section: str, period: str) -> tuple[str, bytes]:
-        from mailbot.duties.templates import template_bytes, template_filename
-        return template_filename(self.rules, section, period), template_bytes(self.rules, section, period)
+        return self.deployment.template_for(section, period)
 
     def handle(self, fetched: mailbox.Fetched) -> pipeline.Processed:
         now = self.clock()
@@ -196,6 +183,7 @@ class Daemon:
         from mailbot.app import jobs
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=self.config.database, tablename="apscheduler_jobs")},
+            executors={"default": jobs.DaemonExecutor(self)},
             timezone=self.tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
         jobs.register(scheduler, self)
         return scheduler

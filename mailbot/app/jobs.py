@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import zoneinfo
 from typing import Any
 
 from mailbot.writing.letters import make_message, mail_domain
@@ -30,12 +29,11 @@ from mailbot.duties.office import Office
 from mailbot.duties.reminders import ReminderSettings
 from mailbot.store.core import OutgoingMail
 from mailbot.dates.workdays import WorkCalendar
+from mailbot.dates.zone import bureau_zone
 
-__all__ = ["register", "run_job", "calendar_gap_notice", "schedule", "trigger", "JOBS", "ZONE"]
+__all__ = ["register", "run_job", "DaemonExecutor", "calendar_gap_notice", "schedule", "trigger", "JOBS"]
 
 log = logging.getLogger("mailbot.app.jobs")
-_DAEMON: Any = None
-ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def calendar_gap_notice(today: dt.date, calendar: WorkCalendar) -> str | None:
@@ -126,19 +124,44 @@ def schedule(rules: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
 def trigger(fields: dict[str, Any]):
     from apscheduler.triggers.cron import CronTrigger
-    return CronTrigger(timezone=ZONE, **fields)
+    return CronTrigger(timezone=bureau_zone(), **fields)
 
 
-def run_job(name: str) -> None:
-    """The callable APScheduler stores (by reference): finds the job in the running daemon."""
+def run_job(name: str, daemon: Any = None) -> None:
+    """The callable APScheduler stores (by reference, with the job's name): the daemon that runs
+    it is handed in at fire time by DaemonExecutor, never stored or kept in a global."""
     log.info("job %s fired", name)
-    if _DAEMON is None:
-        log.error("job %s fired with no daemon running", name)
+    if daemon is None:
+        log.error("job %s fired outside a daemon (no DaemonExecutor)", name)
         return
     try:
-        JOBS[name](_DAEMON)
+        JOBS[name](daemon)
     except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
         log.exception("job %s failed", name)
+
+
+def DaemonExecutor(daemon: Any):
+    """An APScheduler executor that hands the running daemon to every job it runs.
+
+    The persistent job store keeps only `run_job` and the job's name; the live daemon (its store,
+    clock and config) cannot be pickled into it. Custom executors implement `_do_submit_job`
+    (APScheduler 3's extension point); this one passes the job on with `daemon` added to the
+    call's keyword arguments, leaving the stored job untouched."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+
+    class _WithDaemon:
+        def __init__(self, job: Any):
+            self._job = job
+            self.kwargs = {**job.kwargs, "daemon": daemon}
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._job, name)
+
+    class _Executor(ThreadPoolExecutor):
+        def _do_submit_job(self, job: Any, run_times: Any) -> Any:
+            return super()._do_submit_job(_WithDaemon(job), run_times)
+
+    return _Executor(max_workers=1)
 
 
 def _stored_next_run(scheduler: Any, job_id: str) -> dt.datetime | None:
@@ -155,8 +178,6 @@ def _stored_next_run(scheduler: Any, job_id: str) -> dt.datetime | None:
 
 def register(scheduler: Any, daemon: Any) -> None:
     """Add every job; a run missed while the daemon was down is kept, so it runs once on start."""
-    global _DAEMON
-    _DAEMON = daemon
     now = daemon.clock()
     for job_id, name, fields in schedule(daemon.rules):
         extra: dict[str, Any] = {}

@@ -29,89 +29,20 @@ Decisions the plan leaves open (DOMAIN.md §6), made here and nowhere else:
 """
 from __future__ import annotations
 
-import calendar as _cal
 import datetime as dt
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from mailbot.model import Rules, Task
+from mailbot.dates.period import parse_period, period_last_day
 from mailbot.dates.workdays import WorkCalendar
+from mailbot.dates.zone import bureau_date, bureau_time, bureau_zone, iso
 
-__all__ = [
-    "BEIJING", "SHIFTS", "Due", "monthly_due", "is_on_time", "deadlines_for_period", "event_due",
-    "iso", "beijing", "beijing_date", "parse_period", "period_of", "period_last_day", "add_months",
-    "shift_of", "due_end", "is_past", "zh_date", "zh_weekday",
-]
+__all__ = ["SHIFTS", "Due", "monthly_due", "is_on_time", "deadlines_for_period", "event_due",
+           "shift_of", "due_end", "is_past"]
 
-# A fixed offset, like store.py: no dependency on the host's tz database.
-BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 SHIFTS = ("none", "previous_workday", "next_workday")
-_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEKDAYS = "一二三四五六日"
-
-
-# ---------------------------------------------------------------- times and periods
-
-def beijing(value: dt.datetime) -> dt.datetime:
-    """`value` as a +08:00 datetime; a naive value is taken to be Beijing time already."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=BEIJING)
-    return value.astimezone(BEIJING)
-
-
-def beijing_date(value: dt.date | dt.datetime) -> dt.date:
-    """The Beijing calendar date of a date or datetime (a datetime in UTC may be the day before)."""
-    if isinstance(value, dt.datetime):
-        return beijing(value).date()
-    return value
-
-
-def iso(value: dt.date | dt.datetime | None) -> str | None:
-    """ISO 8601 as the CLI prints it: a date as YYYY-MM-DD, a datetime as YYYY-MM-DDTHH:MM:SS+08:00."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return beijing(value).replace(microsecond=0).isoformat()
-    return value.isoformat()
-
-
-def parse_period(period: str) -> tuple[int, int]:
-    """'2026-11' -> (2026, 11); anything else is a ValueError."""
-    m = _PERIOD_RE.match(period or "")
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(f"a period is written YYYY-MM, e.g. 2026-11; found {period!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-def period_of(day: dt.date | dt.datetime) -> str:
-    d = beijing_date(day)
-    return f"{d.year:04d}-{d.month:02d}"
-
-
-def add_months(period: str, n: int) -> str:
-    year, month = parse_period(period)
-    k = year * 12 + (month - 1) + n
-    return f"{k // 12:04d}-{k % 12 + 1:02d}"
-
-
-def period_last_day(period: str) -> dt.date:
-    year, month = parse_period(period)
-    return dt.date(year, month, _cal.monthrange(year, month)[1])
-
-
-def zh_weekday(day: dt.date) -> str:
-    return "星期" + _WEEKDAYS[day.weekday()]
-
-
-def zh_date(value: dt.date | dt.datetime, weekday: bool = True) -> str:
-    """'2026年10月25日（星期日）'; a datetime adds its Beijing time: '2026年10月2日（星期五）15:00'."""
-    if isinstance(value, dt.datetime):
-        t = beijing(value)
-        return zh_date(t.date(), weekday) + f"{t:%H:%M}"
-    text = f"{value.year}年{value.month}月{value.day}日"
-    return text + f"（{zh_weekday(value)}）" if weekday else text
 
 
 # ---------------------------------------------------------------- monthly deadlines
@@ -137,8 +68,8 @@ def _shifted(day: dt.date, shift: str, calendar: WorkCalendar | None) -> dt.date
 
 
 def _month_day(period: str, day: int) -> dt.date:
-    year, month = parse_period(period)
-    return dt.date(year, month, min(day, _cal.monthrange(year, month)[1]))
+    last = period_last_day(period)
+    return last.replace(day=min(day, last.day))
 
 
 def monthly_due(task: Task, period: str, calendar: WorkCalendar | None = None,
@@ -159,24 +90,24 @@ def is_on_time(due: dt.date | dt.datetime | None, received: dt.date | dt.datetim
     if due is None:
         return None
     if isinstance(due, dt.datetime):
-        return (beijing(received) if isinstance(received, dt.datetime) else due_end(received)) <= beijing(due)
-    return beijing_date(received) <= due
+        return (bureau_time(received) if isinstance(received, dt.datetime) else due_end(received)) <= bureau_time(due)
+    return bureau_date(received) <= due
 
 
 def due_end(due: dt.date | dt.datetime) -> dt.datetime:
     """The last instant a deadline allows: the end of a due date (Beijing), or the due datetime."""
     if isinstance(due, dt.datetime):
-        return beijing(due)
-    return dt.datetime.combine(due, dt.time.max, BEIJING)
+        return bureau_time(due)
+    return dt.datetime.combine(due, dt.time.max, bureau_zone())
 
 
 def is_past(due: dt.date | dt.datetime, now: dt.date | dt.datetime) -> bool:
     """Has `due` passed at `now`? A date due passes at the end of that day (Beijing); a `now`
     given as a date stands for the start of that day (so a date due has passed the day after)."""
     if isinstance(now, dt.datetime):
-        return beijing(now) > due_end(due)
+        return bureau_time(now) > due_end(due)
     if isinstance(due, dt.datetime):
-        return dt.datetime.combine(now, dt.time.min, BEIJING) > beijing(due)
+        return dt.datetime.combine(now, dt.time.min, bureau_zone()) > bureau_time(due)
     return now > due
 
 
@@ -252,9 +183,9 @@ def event_due(task: Task, event: dt.date | dt.datetime, calendar: WorkCalendar) 
                          f"(its deadlines: {', '.join(d.kind for d in task.deadlines) or 'none'})")
     rule = rules[0]
     if rule.working_days is not None:
-        return calendar.add_workdays(beijing_date(event), rule.working_days)
+        return calendar.add_workdays(bureau_date(event), rule.working_days)
     if rule.hours is not None:
         if isinstance(event, dt.datetime):
-            return beijing(event) + dt.timedelta(hours=rule.hours)
+            return bureau_time(event) + dt.timedelta(hours=rule.hours)
         return event + dt.timedelta(days=math.ceil(rule.hours / 24))
     raise ValueError(f"task {task.number}: an event deadline needs working_days or hours")

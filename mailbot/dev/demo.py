@@ -42,6 +42,7 @@ from typing import Any, TextIO
 import yaml
 
 from mailbot.app.config import PROJECT_ROOT, config_from_mapping
+from mailbot.dates.period import period_label
 
 __all__ = ["run_demo", "DEFAULT_WORKDIR", "MARKER"]
 
@@ -347,11 +348,6 @@ def _pad(s: str, n: int) -> str:
     return s + " " * max(0, n - _width(s))
 
 
-def _zh_period(period: str) -> str:
-    y, m = period.split("-")
-    return f"{y}年{int(m)}月"
-
-
 def _show_matrix(say, store: Any, rules: Any, credit: str) -> None:
     everything = store.submissions(current_only=False)
     periods = collections.Counter(s.period for s in everything)
@@ -363,7 +359,7 @@ def _show_matrix(say, store: Any, rules: Any, credit: str) -> None:
     names = [sec.id for sec in rules.sections]
     corner = "科室 \\ 任务"
     col = max(_width(n) for n in [*names, corner]) + 2
-    say(f"4. {credit}现在看到的 What the credit section now sees — {_zh_period(period)} ({period}), "
+    say(f"4. {credit}现在看到的 What the credit section now sees — {period_label(period)} ({period}), "
         "sections × tasks from the store:")
     say("   " + _pad(corner, col) + "".join(f"{n:>3}" for n in tasks))
     for sec in rules.sections:

@@ -41,9 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.store.files import write_atomically
-from mailbot.intake.classify import zh_period
-from mailbot.dates.deadlines import (BEIJING, Due, add_months, beijing, deadlines_for_period, iso, parse_period,
-                        period_last_day, period_of, shift_of, zh_date, zh_weekday)
+from mailbot.dates.deadlines import Due, deadlines_for_period, shift_of
 from mailbot.writing.letters import make_message, mail_domain, task_label
 from mailbot.model import Rules
 from mailbot.duties.package import (build_evidence_zip, build_package, build_score, dual_publicity_rates,
@@ -54,6 +52,8 @@ from mailbot.duties.status import Cell, ScoreRow, status_matrix, year_score, yea
 from mailbot.store.core import OutgoingMail, Store, StoredSubmission
 from mailbot.duties.templates import template_bytes, template_filename
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
+from mailbot.dates.zone import bureau_time, bureau_zone, iso, zh_date, zh_weekday
+from mailbot.dates.period import add_months, parse_period, period_label, period_last_day, period_of
 
 __all__ = ["Office", "PlannedLetter", "RemindRun", "Sent", "DIGEST_DAYS", "MAX_ATTACHMENT_BYTES",
            "XLSX_MIME", "ZIP_MIME", "as_of"]
@@ -119,8 +119,8 @@ class Sent:
 
 def as_of(submissions: Iterable[StoredSubmission], now: dt.datetime) -> list[StoredSubmission]:
     """The submissions received by `now`, with a supersession by a later one undone."""
-    now = beijing(now)
-    kept = [s for s in submissions if beijing(s.received_at) <= now]
+    now = bureau_time(now)
+    kept = [s for s in submissions if bureau_time(s.received_at) <= now]
     ids = {s.id for s in kept}
     return [dataclasses.replace(s, superseded_by=None) if s.superseded_by is not None and s.superseded_by not in ids
             else s for s in kept]
@@ -143,12 +143,12 @@ def _template(rules: Rules, section: str, period: str) -> tuple[str, bytes]:
 
 def _md(day: dt.date | dt.datetime) -> str:
     """'11月25日（星期三）'."""
-    d = beijing(day).date() if isinstance(day, dt.datetime) else day
+    d = bureau_time(day).date() if isinstance(day, dt.datetime) else day
     return f"{d.month}月{d.day}日（{zh_weekday(d)}）"
 
 
 def _hm(t: dt.datetime) -> str:
-    t = beijing(t)
+    t = bureau_time(t)
     return f"{t.month}月{t.day}日{t:%H:%M}"
 
 
@@ -183,7 +183,7 @@ class Office:
         return self.addresses(self.config.credit_section)
 
     def send_time(self, day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, self.settings.send_at, BEIJING)
+        return dt.datetime.combine(day, self.settings.send_at, bureau_zone())
 
     def _message_id(self, kind: str, key: str, stamp: str) -> str:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
@@ -193,7 +193,7 @@ class Office:
               now: dt.datetime, cc: Sequence[str] = (),
               attachments: Sequence[tuple[str, bytes, str]] = ()) -> OutgoingMail:
         raw = make_message(sender=self.config.mailbox_address, sender_name=self.config.mailbox_name, to=list(to),
-                           cc=list(cc), subject=subject, plain=text, message_id=mid, now=beijing(now),
+                           cc=list(cc), subject=subject, plain=text, message_id=mid, now=bureau_time(now),
                            attachments=attachments, auto_submitted="auto-generated")
         return OutgoingMail(kind=kind, recipients=tuple(to) + tuple(cc), subject=subject, mail_message_id=mid,
                             raw=raw, dedupe_key=key)
@@ -201,7 +201,7 @@ class Office:
     def _queue(self, mails: Sequence[OutgoingMail], now: dt.datetime) -> list[Sent]:
         if not mails:
             return []
-        done = self.store.queue(list(mails), now=beijing(now))
+        done = self.store.queue(list(mails), now=bureau_time(now))
         return [Sent(m.kind, m.dedupe_key or "", m.recipients, m.subject, q.created, q.id) for m, q in zip(mails, done)]
 
     # ------------------------------------------------------------ reading the store
@@ -231,7 +231,7 @@ class Office:
     def reminders(self, now: dt.datetime, gaps: list[CalendarGapError] | None = None) -> list[Reminder]:
         """Every reminder and overdue notice due at `now` (reminders.reminders_due), plus the
         per-year count checks in the months of `count_check_months`."""
-        now = beijing(now)
+        now = bureau_time(now)
         st = self.settings
         after = max(set(st.overdue_workdays) | {0}) + st.overdue_grace_workdays
         before = max(set(st.before_workdays) | {0})
@@ -264,14 +264,14 @@ class Office:
         letter = planned.letter
         items = list(letter.items)
         words = dict(mailbox_name=self.config.mailbox_name, mailbox_address=self.config.mailbox_address,
-                     now=beijing(now))
+                     now=bureau_time(now))
         if letter.kind == "reminder":
             subject, text = reminder_text(letter.section, items, self.rules, calendar=self.calendar, **words)
         else:
             subject, text = overdue_text(letter.section, items, self.rules, **words)
         periods = sorted({r.period for r in items if r.required is None}) or [period_of(now)]
         attachments = [(*_template(self.rules, letter.section, p), XLSX_MIME) for p in periods]
-        mid = self._message_id(letter.kind, letter.dedupe_key, f"{beijing(letter.send_at):%Y%m%dT%H%M}")
+        mid = self._message_id(letter.kind, letter.dedupe_key, f"{bureau_time(letter.send_at):%Y%m%dT%H%M}")
         return self._mail(kind=letter.kind, key=letter.dedupe_key, mid=mid, to=planned.to, cc=planned.cc,
                           subject=subject, text=text, now=now, attachments=attachments)
 
@@ -306,7 +306,7 @@ class Office:
 
     def digest_mail(self, now: dt.datetime, unaddressed: Sequence[PlannedLetter] | None = None) -> OutgoingMail | None:
         """Today's digest for the credit section, or None (not a digest day, or before `send_at`)."""
-        now = beijing(now)
+        now = bureau_time(now)
         today = now.date()
         try:
             if now < self.send_time(today) or not self.calendar.is_workday(today):
@@ -317,7 +317,7 @@ class Office:
             return None
         if unaddressed is None:
             unaddressed = [p for p in self.plan(now) if not p.to]
-        unaddressed = [p for p in unaddressed if beijing(p.letter.send_at).date() == today]
+        unaddressed = [p for p in unaddressed if bureau_time(p.letter.send_at).date() == today]
         periods |= {r.period for p in unaddressed for r in p.letter.items if r.required is None}
         if not periods:
             return None
@@ -340,7 +340,7 @@ class Office:
 
     def completion(self, now: dt.datetime) -> list[Sent]:
         """The "all in" notice of the previous and the current period, once each, when it holds."""
-        now = beijing(now)
+        now = bureau_time(now)
         here = period_of(now)
         mails = []
         for period in (add_months(here, -1), here):
@@ -379,7 +379,7 @@ class Office:
     def build(self, period: str, now: dt.datetime) -> tuple[bytes, bytes, int]:
         """The package workbook and the evidence zip of `period` as of `now`; and the zip's file count."""
         parse_period(period)
-        now = beijing(now)
+        now = bureau_time(now)
         subs = self.submissions(period, now)
         cells = self.status(period, now, subs)
         xlsx = build_package(self.rules, period, subs, cells, generated_at=now)
@@ -412,7 +412,7 @@ class Office:
     def package_mail(self, period: str, xlsx: Path, zipped: Path, now: dt.datetime, *, key: str,
                      stamp: str) -> OutgoingMail:
         """The mail to the credit section carrying the package (and the zip, unless it is too big)."""
-        now = beijing(now)
+        now = bureau_time(now)
         subs = self.submissions(period, now)
         cells = self.status(period, now, subs)
         rates = dual_publicity_rates(self.rules, period, subs)
@@ -431,7 +431,7 @@ class Office:
 
     def send_package(self, period: str, xlsx: Path, zipped: Path, now: dt.datetime) -> Sent:
         """Queue the package built on demand (mailbot summary --send): a new mail every time."""
-        now = beijing(now)
+        now = bureau_time(now)
         if not self.credit:
             raise LookupError(f"the credit section {self.config.credit_section} has no address in {self.config.file}")
         stamp = f"{now:%Y%m%dT%H%M%S}"
@@ -441,7 +441,7 @@ class Office:
 
     def scheduled_packages(self, now: dt.datetime) -> list[Sent]:
         """The packages due by `now`: from `send_at` on the package day, within the grace (once each)."""
-        now = beijing(now)
+        now = bureau_time(now)
         here = period_of(now)
         out = []
         for period in (add_months(here, -2), add_months(here, -1), here):
@@ -471,7 +471,7 @@ class Office:
 
     def score(self, year: int, now: dt.datetime) -> tuple[list[ScoreRow], bytes]:
         """The year-end score rows and workbook of `year` as of `now` (the whole year once it is over)."""
-        now = beijing(now)
+        now = bureau_time(now)
         subs = {f"{year:04d}-{m:02d}": self.submissions(f"{year:04d}-{m:02d}", now) for m in range(1, 13)}
         today = dt.date(year + 1, 1, 1) if now.year > year else now.date()
         rows = year_score(self.rules, year, subs, self.calendar, today=today, shift=self.shift)
@@ -481,7 +481,7 @@ class Office:
 # ---------------------------------------------------------------- the texts (pure)
 
 def _closing(mailbox_name: str, now: dt.datetime) -> list[str]:
-    return ["", mailbox_name, f"{now.year}年{now.month}月{now.day}日", "",
+    return ["", mailbox_name, zh_date(now, weekday=False), "",
             f"（本邮件由{mailbox_name}邮件受理系统自动发送。）"]
 
 
@@ -500,7 +500,7 @@ def _due_words(cells: Sequence[Cell]) -> str:
 def _rejected_not_resent(rules: Rules, subs: Sequence[StoredSubmission]) -> list[StoredSubmission]:
     """Per (section, task): the latest submission, where it was rejected (nothing sent since)."""
     latest: dict[tuple[str, int], StoredSubmission] = {}
-    for s in sorted(subs, key=lambda s: (beijing(s.received_at), s.id)):
+    for s in sorted(subs, key=lambda s: (bureau_time(s.received_at), s.id)):
         if s.section is not None:
             latest[(s.section, s.task)] = s
     order = {x.id: i for i, x in enumerate(rules.sections)}
@@ -512,9 +512,9 @@ def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequenc
                 unaddressed: Sequence[PlannedLetter], now: dt.datetime, mailbox_name: str = "信用监管科") -> tuple[str, str]:
     """(subject, text) of the daily digest: per period, who has not submitted, what was rejected
     and not sent again, who has submitted (on time or late); then what could not be sent."""
-    now = beijing(now)
+    now = bureau_time(now)
     order = [s.id for s in rules.sections]
-    label = "、".join(zh_period(p) for p, _, _ in parts)
+    label = "、".join(period_label(p) for p, _, _ in parts)
     subject = f"【报送日报】{label}信用监测材料报送情况（截至{now.month}月{now.day}日）"
     lines = [f"{mailbox_name}：", "",
              f"    截至{zh_date(now)}，各科室{label}信用监测材料报送情况如下。", ""]
@@ -525,7 +525,7 @@ def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequenc
         late = [c for c in done if c.state == "late"]
         missing = [c for c in owed if c.state == "missing"]
         if len(parts) > 1:
-            lines.append(f"【{zh_period(period)}】")
+            lines.append(f"【{period_label(period)}】")
         lines.append(f"    应报{len(cells)}项，已报送{len(done)}项（按时{len(done) - len(late)}项，逾期{len(late)}项），"
                      f"尚未报送{len(owed)}项" + (f"（其中已逾期{len(missing)}项）" if missing else "") + "。")
         lines.append("")
@@ -573,7 +573,7 @@ def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequenc
         lines.append("四、以下科室在配置文件中没有登记邮箱，今日的提醒未能发出，请另行通知：")
         for p in unaddressed:
             what = "报送提醒" if p.kind == "reminder" else "逾期通知"
-            items = "；".join(f"任务{r.task}（{zh_period(r.period)}，{_md(r.due)}截止）" for r in p.letter.items)
+            items = "；".join(f"任务{r.task}（{period_label(r.period)}，{_md(r.due)}截止）" for r in p.letter.items)
             lines.append(f"  {p.section}：{what}，{items}")
         lines.append("")
     lines.append("    各科室每项任务的状态可运行 mailbot status --period YYYY-MM 查看。")
@@ -583,12 +583,12 @@ def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequenc
 
 def completion_text(rules: Rules, period: str, cells: Sequence[Cell], now: dt.datetime,
                     mailbox_name: str = "信用监管科", package_day: dt.date | None = None) -> tuple[str, str]:
-    now = beijing(now)
+    now = bureau_time(now)
     late = [c for c in cells if c.state == "late"]
     sections = list(dict.fromkeys(c.section for c in cells))
-    subject = f"【全部报送】{zh_period(period)}各科室信用监测材料已全部报送"
+    subject = f"【全部报送】{period_label(period)}各科室信用监测材料已全部报送"
     lines = [f"{mailbox_name}：", "",
-             f"    截至{zh_date(now)}，{len(sections)}个科室承担的{len(cells)}项{zh_period(period)}信用监测材料已全部报送并受理："
+             f"    截至{zh_date(now)}，{len(sections)}个科室承担的{len(cells)}项{period_label(period)}信用监测材料已全部报送并受理："
              f"按时{len(cells) - len(late)}项，逾期{len(late)}项。"]
     if late:
         by: dict[str, list[int]] = {}
@@ -608,10 +608,10 @@ def _rate(value: float | None, num: int, den: int) -> str:
 def package_text(rules: Rules, period: str, cells: Sequence[Cell], rates: Any, now: dt.datetime,
                  mailbox_name: str, xlsx: Path, zipped: Path, *, zip_attached: bool, zip_size: int,
                  storage: Path | None = None) -> tuple[str, str]:
-    now = beijing(now)
+    now = bureau_time(now)
     cells = [c for c in cells if c.state != "not_applicable"]
     count = {st: sum(1 for c in cells if c.state == st) for st in ("on_time", "late", "missing", "not_due")}
-    subject = f"【月度汇总】{zh_period(period)}信用状况监测分析报送材料汇总"
+    subject = f"【月度汇总】{period_label(period)}信用状况监测分析报送材料汇总"
     where = zipped.parent
     if storage is not None:
         try:
@@ -619,7 +619,7 @@ def package_text(rules: Rules, period: str, cells: Sequence[Cell], rates: Any, n
         except ValueError:
             pass
     lines = [f"{mailbox_name}：", "",
-             f"    {zh_period(period)}各科室信用状况监测分析报送材料已汇总（截至{zh_date(now)}），请审核后报送区发改局。", "",
+             f"    {period_label(period)}各科室信用状况监测分析报送材料已汇总（截至{zh_date(now)}），请审核后报送区发改局。", "",
              f"    1. {package_filename(period)}：目录、报送情况、“双公示”指标和各项任务台账（各科室受理的数据合并，首列为报送科室）；"]
     if zip_attached:
         lines.append(f"    2. {zipped.name}：各科室佐证材料，按“科室/任务”分文件夹。")

@@ -44,7 +44,9 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.model import Rules, SheetSpec, Task
-from mailbot.duties.templates import _BORDER, _HEADER_FILL, DATE_FORMAT, FIRST_DATA_ROW, HEADER_ROW, TITLE_ROW, parse_period, period_label
+from mailbot.duties.templates import _BORDER, _HEADER_FILL, DATE_FORMAT, FIRST_DATA_ROW, HEADER_ROW, TITLE_ROW
+from mailbot.dates.zone import bureau_time
+from mailbot.dates.period import parse_period, period_label
 
 __all__ = [
     "SubmissionLike", "StatusCellLike", "ScoreRowLike",
@@ -98,7 +100,6 @@ _PROBLEM_NAMES = {
     "too-many-problems": "问题过多未逐条列出",
 }
 
-_BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 _PERCENT_FORMAT = "0.00%"
 _MAX_CELL_TEXT = 32767                  # Excel's limit for one cell
@@ -811,7 +812,7 @@ def _section_rank(rules: Rules, section: str | None) -> int:
 
 def _submission_key(rules: Rules, s: Any) -> tuple:
     received = s.received_at
-    stamp = (received.replace(tzinfo=received.tzinfo or _BEIJING).timestamp()
+    stamp = (bureau_time(received).timestamp()
              if isinstance(received, dt.datetime) else 0.0)
     return (_section_rank(rules, s.section), s.section or "", s.task, stamp, s.receipt_no or "",
             getattr(s, "id", 0) or 0)
@@ -857,10 +858,10 @@ def _beijing(t: dt.datetime) -> dt.datetime:
     """Naive Beijing wall time (Excel has no zones); a naive input is taken as Beijing time."""
     if t.tzinfo is None:
         return t
-    return t.astimezone(_BEIJING).replace(tzinfo=None)
+    return bureau_time(t).replace(tzinfo=None)
 
 
 def _utc_naive(t: dt.datetime) -> dt.datetime:
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_BEIJING)
+        t = bureau_time(t)
     return t.astimezone(dt.timezone.utc).replace(tzinfo=None)

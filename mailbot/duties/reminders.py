@@ -48,11 +48,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailbot.intake.classify import zh_period
-from mailbot.dates.deadlines import (BEIJING, Due, add_months, beijing, deadlines_for_period, iso, is_past, period_of,
-                        zh_date)
+from mailbot.dates.deadlines import Due, deadlines_for_period, is_past
 from mailbot.model import Rules
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
+from mailbot.dates.zone import bureau_time, bureau_zone, iso, zh_date
+from mailbot.dates.period import add_months, period_label, period_of
 
 __all__ = ["ReminderSettings", "Reminder", "ReminderLetter", "reminders_due", "count_reminders",
            "reminder_slots", "overdue_slots", "group_by_section", "reminder_text", "overdue_text"]
@@ -162,7 +162,7 @@ def _key(kind: str, section: str, task: int, period: str, label: str) -> str:
 # ---------------------------------------------------------------- when
 
 def _at(day: dt.date, settings: ReminderSettings) -> dt.datetime:
-    return dt.datetime.combine(day, settings.send_at, BEIJING)
+    return dt.datetime.combine(day, settings.send_at, bureau_zone())
 
 
 def reminder_slots(due: dt.date, calendar: WorkCalendar,
@@ -206,7 +206,7 @@ def reminders_due(rules: Rules, now: dt.datetime, calendar: WorkCalendar,
     """Every reminder and overdue notice due at `now` for sections that have not submitted
     (module docstring: latest one per item, deadline not passed / within the grace), ordered
     by send time, section (rules order), task, period. `now` naive = Beijing time."""
-    now = beijing(now)
+    now = bureau_time(now)
     today = now.date()
     st = _settings(settings, rules)
     max_before = max(set(st.before_workdays) | {0})
@@ -279,7 +279,7 @@ def count_reminders(rules: Rules, now: dt.datetime, calendar: WorkCalendar,
     """In each month of `count_check_months`, from `send_at` on its first working day to its end:
     a reminder to each section behind on a per-year count rule (理论学习 once, 诚信宣传 twice a
     year), `counts` being the items reported this year so far (status.yearly_counts)."""
-    now = beijing(now)
+    now = bureau_time(now)
     today = now.date()
     st = _settings(settings, rules)
     if today.month not in st.count_check_months:
@@ -318,7 +318,7 @@ def group_by_section(reminders: Iterable[Reminder]) -> list[ReminderLetter]:
     for (kind, section, at), items in groups.items():
         items = sorted(dict.fromkeys(items), key=lambda r: (r.period, r.task, r.label))
         out.append(ReminderLetter(kind, section, at, tuple(items),
-                                  f"{kind}:{section}:{beijing(at):%Y-%m-%dT%H:%M}"))
+                                  f"{kind}:{section}:{bureau_time(at):%Y-%m-%dT%H:%M}"))
     out.sort(key=lambda g: (g.send_at, g.kind, g.section))
     return out
 
@@ -357,7 +357,7 @@ def _item_lines(rules: Rules, items: Sequence[Reminder], calendar: WorkCalendar 
     for i, r in enumerate(items, 1):
         head = f"  {i}. {_task_label(rules, r.task)}"
         if several and r.required is None:
-            head += f"，{zh_period(r.period)}材料"
+            head += f"，{period_label(r.period)}材料"
         lines.append(head)
         if r.required is not None:
             lines.append(f"     实施方案要求每年至少{r.required}次，{r.due.year}年已报送{r.count or 0}次；"
@@ -375,15 +375,15 @@ def _item_lines(rules: Rules, items: Sequence[Reminder], calendar: WorkCalendar 
 def _how_to_send(section: str, items: Sequence[Reminder], period: str, mailbox_name: str,
                  mailbox_address: str | None) -> list[str]:
     where = f"，或发送至{mailbox_name}公务邮箱 {mailbox_address}" if mailbox_address else ""
-    example = f"{section} 任务{items[0].task} {zh_period(period)}"
-    return [f"    报送方式：请按随信附上的贵科室{zh_period(period)}报送模板（附件1 信用状况监测分析报送材料模板）"
+    example = f"{section} 任务{items[0].task} {period_label(period)}"
+    return [f"    报送方式：请按随信附上的贵科室{period_label(period)}报送模板（附件1 信用状况监测分析报送材料模板）"
             f"填写，连同相关佐证材料（文件、照片等）作为附件，直接回复本邮件{where}。"
             f"邮件主题请注明科室、任务和月份，例如“{example}”；一封邮件可同时报送多项任务，"
             "请保留模板中的工作表名称和表头。"]
 
 
 def _closing(mailbox_name: str, day: dt.date) -> list[str]:
-    return ["", "    感谢您的支持与配合！", "", mailbox_name, f"{day.year}年{day.month}月{day.day}日", "",
+    return ["", "    感谢您的支持与配合！", "", mailbox_name, zh_date(day, weekday=False), "",
             f"（本邮件由{mailbox_name}邮件受理系统自动发送。）"]
 
 
@@ -406,14 +406,14 @@ def reminder_text(section: str, items: Sequence[Reminder], rules: Rules, period:
         raise ValueError("reminder_text takes reminders only; overdue notices go to overdue_text")
     items = sorted(items, key=lambda r: (r.period, r.task))
     period = _main_period(items, period)
-    sent = beijing(now) if now is not None else max(r.send_at for r in items)
+    sent = bureau_time(now) if now is not None else max(r.send_at for r in items)
     n = len(items)
     dated = [r for r in items if r.required is None]
     first_due = min((r.due for r in dated), default=None)
     if dated and all(r.due == sent.date() for r in dated):
-        subject = f"【今日截止】{section}{zh_period(period)}信用监测材料尚有{n}项未报送"
+        subject = f"【今日截止】{section}{period_label(period)}信用监测材料尚有{n}项未报送"
     elif first_due is not None:
-        subject = (f"【报送提醒】{section}{zh_period(period)}信用监测材料尚有{n}项未报送"
+        subject = (f"【报送提醒】{section}{period_label(period)}信用监测材料尚有{n}项未报送"
                    f"（{first_due.month}月{first_due.day}日截止）")
     else:
         subject = f"【报送提醒】{section}{sent.year}年诚信宣传等年度任务尚未达标（{n}项）"
@@ -440,9 +440,9 @@ def overdue_text(section: str, items: Sequence[Reminder], rules: Rules, period: 
         raise ValueError("overdue_text takes overdue notices only")
     items = sorted(items, key=lambda r: (r.period, r.task))
     period = _main_period(items, period)
-    sent = beijing(now) if now is not None else max(r.send_at for r in items)
+    sent = bureau_time(now) if now is not None else max(r.send_at for r in items)
     n = len(items)
-    subject = f"【逾期未报】{section}{zh_period(period)}信用监测材料已超过报送时限（{n}项）"
+    subject = f"【逾期未报】{section}{period_label(period)}信用监测材料已超过报送时限（{n}项）"
     lines = [f"{section}：", "",
              f"    根据{PLAN}，以下{n}项材料已超过报送时限，截至{zh_date(sent)}尚未收到贵科室报送：", ""]
     lines += _item_lines(rules, items, None, overdue=True)

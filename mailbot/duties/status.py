@@ -31,10 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mailbot.dates.deadlines import (Due, beijing, beijing_date, deadlines_for_period, iso, is_on_time, is_past,
-                        parse_period)
+from mailbot.dates.deadlines import Due, deadlines_for_period, is_on_time, is_past
 from mailbot.model import Rules
 from mailbot.dates.workdays import WorkCalendar
+from mailbot.dates.zone import bureau_date, bureau_time, iso
+from mailbot.dates.period import parse_period
+from mailbot.dates.period import month_label
+from mailbot.dates.zone import zh_date
 
 __all__ = ["STATES", "Cell", "ScoreRow", "status_matrix", "render_table", "year_score",
            "items_reported", "yearly_counts", "SYMBOLS"]
@@ -116,7 +119,7 @@ class ScoreRow:
 # ---------------------------------------------------------------- the matrix
 
 def _order(s: SubmissionLike) -> tuple[dt.datetime, int]:
-    return beijing(s.received_at), s.id
+    return bureau_time(s.received_at), s.id
 
 
 def items_reported(current: Sequence[SubmissionLike]) -> int:
@@ -161,7 +164,7 @@ def _cell(section: str, task: int, period: str, dues: Sequence[Due], subs: Seque
     state = "on_time" if due is None or is_on_time(due, first.received_at) else "late"
     if count_rule and count < (count_rule.at_least or 0) and is_past(count_rule.due, today):
         state = "missing"
-    return Cell(section, task, period, state, beijing(first.received_at), first.receipt_no, due, count, required)
+    return Cell(section, task, period, state, bureau_time(first.received_at), first.receipt_no, due, count, required)
 
 
 def status_matrix(rules: Rules, period: str, submissions: Iterable[SubmissionLike],
@@ -173,11 +176,11 @@ def status_matrix(rules: Rules, period: str, submissions: Iterable[SubmissionLik
     rejected and superseded ones are told apart here. Submissions of other periods, and any
     received after `today` (a matrix as it stood that day), are ignored."""
     parse_period(period)
-    today = beijing_date(today)
+    today = bureau_date(today)
     dues: dict[tuple[str, int], list[Due]] = {}
     for d in deadlines_for_period(rules, period, calendar, shift=shift):
         dues.setdefault((d.section, d.task), []).append(d)
-    by = _group((s for s in submissions if beijing(s.received_at).date() <= today), period)
+    by = _group((s for s in submissions if bureau_time(s.received_at).date() <= today), period)
     cells = []
     for section in rules.sections:
         for task in sorted(rules.tasks, key=lambda t: t.number):
@@ -224,7 +227,7 @@ def _one_table(cells: list[Cell], period: str, color: bool, today: dt.date | Non
         return f"{_COLORS[state]}{text}{_RESET}" if color else text
 
     year, month = parse_period(period)
-    title = f"{year}年{month}月 各科室报送情况" + (f"（截至{today.year}年{today.month}月{today.day}日）" if today else "")
+    title = f"{month_label(year, month)} 各科室报送情况" + (f"（截至{zh_date(today, weekday=False)}）" if today else "")
     lines = [title, _pad("科室 \\ 任务", name_w) + "".join(_pad(str(t), col_w, "center") for t in tasks)]
     due_days = []
     for t in tasks:
@@ -280,13 +283,13 @@ def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iter
     Pass every submission (store.submissions(current_only=False)) so that rejected first answers
     can be counted. `today` defaults to 1 January of the next year (the year is over); with a
     `today` inside the year, the months not yet due count as not_due, not missing."""
-    today = beijing_date(today) if today is not None else dt.date(year + 1, 1, 1)
+    today = bureau_date(today) if today is not None else dt.date(year + 1, 1, 1)
     subs_by = {p: list(v) for p, v in submissions_by_period.items()}
     tally: dict[tuple[str, int], dict[str, int]] = {}
     for month in range(1, 13):
         period = f"{year:04d}-{month:02d}"
         subs = subs_by.get(period, [])
-        grouped = _group((s for s in subs if beijing(s.received_at).date() <= today), period)
+        grouped = _group((s for s in subs if bureau_time(s.received_at).date() <= today), period)
         for c in status_matrix(rules, period, subs, today, calendar, shift=shift):
             if c.state == "not_applicable":
                 continue

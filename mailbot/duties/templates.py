@@ -11,7 +11,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import io
-import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,11 +23,13 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.model import Column, CoverSpec, Deadline, Rules, Section, SheetSpec, Task
+from mailbot.dates.period import month_label, parse_period, period_label
+from mailbot.dates.zone import zh_date
 from mailbot.rules.load import INSTRUCTIONS_SHEET
 
 __all__ = [
     "write_template", "template_bytes", "template_filename",
-    "parse_period", "period_label", "describe_deadline",
+    "describe_deadline",
     "TITLE_ROW", "HEADER_ROW", "FIRST_DATA_ROW", "TEMPLATE_ROWS", "DATE_FORMAT",
 ]
 
@@ -46,7 +47,6 @@ _LABEL_FILL = PatternFill("solid", fgColor="F2F2F2")
 _RED = "C00000"
 # date validation bounds: wide enough for any real entry, narrow enough to catch 2026 typed as 26
 _DATE_MIN, _DATE_MAX = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
-_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 # ---------------------------------------------------------------- public API
@@ -89,20 +89,6 @@ def template_filename(rules: Rules, section_id: str, period: str) -> str:
     return f"附件1信用状况监测分析报送材料-{section.id}-{period_label(period)}.xlsx"
 
 
-def parse_period(period: str) -> tuple[int, int]:
-    """"2026-11" -> (2026, 11); ValueError for anything else."""
-    m = _PERIOD_RE.match(period.strip()) if isinstance(period, str) else None
-    if not m or not 1 <= int(m.group(2)) <= 12 or not 2000 <= int(m.group(1)) <= 2099:
-        raise ValueError(f"bad period {period!r}: expected YYYY-MM, e.g. 2026-11")
-    return int(m.group(1)), int(m.group(2))
-
-
-def period_label(period: str) -> str:
-    """"2026-11" -> "2026年11月", as the cover and the letters write it."""
-    year, month = parse_period(period)
-    return f"{year}年{month}月"
-
-
 def describe_deadline(deadline: Deadline, year: int | None = None, month: int | None = None) -> str:
     """One deadline in the words a section reads; with a month, the monthly day is made concrete."""
     d = deadline
@@ -110,7 +96,7 @@ def describe_deadline(deadline: Deadline, year: int | None = None, month: int | 
         words = f"每月{d.day}日前报送"
         if year and month:
             last = calendar.monthrange(year, month)[1]
-            words += f"(本月即{year}年{month}月{min(d.day, last)}日前)"
+            words += f"(本月即{zh_date(dt.date(year, month, min(d.day, last)), weekday=False)}前)"
         if not d.stated:
             words += f";实施方案未写明日期,按每月{d.day}日执行"
         return words
@@ -139,7 +125,7 @@ def _section(rules: Rules, section_id: str) -> Section:
 
 def _write_instructions(ws: Worksheet, rules: Rules, section: Section, tasks: tuple[Task, ...],
                         year: int, month: int) -> None:
-    label = f"{year}年{month}月"
+    label = month_label(year, month)
     lines: list[tuple[str, str]] = [        # (style, text): "title" | "head" | "text"
         ("title", "附件1  信用状况监测分析报送材料 — 填报说明"),
         ("text", f"报送科室:{section.id}        报送月份:{label}"),
@@ -206,7 +192,7 @@ def _kinds_in_words(kinds: tuple[str, ...]) -> str:
 
 
 def _write_cover(ws: Worksheet, cover: CoverSpec, section: Section, year: int, month: int) -> None:
-    prefilled = {"报送科室": section.id, "报送月份": f"{year}年{month}月"}
+    prefilled = {"报送科室": section.id, "报送月份": month_label(year, month)}
     ws.cell(row=1, column=1, value="信用状况监测分析报送材料").font = Font(bold=True, size=14)
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=2)
     ws.cell(row=1, column=1).alignment = Alignment(horizontal="center", vertical="center")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mailbot.dates.period import period_label
 from mailbot.model import Classification, Evidence, FileKind, Problem, Rules
 
 __all__ = [
@@ -231,22 +232,12 @@ def _decide_period(filename: str, cover_period: tuple[str, str] | None, subject:
                    received: dt.date) -> tuple[str, tuple[Evidence, ...], tuple[Problem, ...]]:
     if cover_period:
         p, cell = cover_period
-        return p, (Evidence("period", p, "cover", f"按工作簿封面'报送月份'({cell})确定报送月份为{_zh_period(p)}"),), ()
+        return p, (Evidence("period", p, "cover", f"按工作簿封面'报送月份'({cell})确定报送月份为{period_label(p)}"),), ()
     for source, text, label in (("subject", subject, "邮件主题"), ("filename", _strip_ext(filename), "文件名")):
         ps = find_periods(text, received)
         if len(ps) == 1:
             p, word = ps[0]
-            return p, (Evidence("period", p, source, f"按{label}中的'{word}'确定报送月份为{_zh_period(p)}"),), ()
+            return p, (Evidence("period", p, source, f"按{label}中的'{word}'确定报送月份为{period_label(p)}"),), ()
     p = f"{received.year:04d}-{received.month:02d}"
     return p, (Evidence("period", p, "received",
-                        f"未找到报送月份，按收件日期{received.isoformat()}确定为{_zh_period(p)}（{PERIOD_RULE}）"),), ()
-
-
-def _zh_period(p: str) -> str:
-    y, m = p.split("-")
-    return f"{int(y)}年{int(m)}月"
-
-
-def zh_period(p: str) -> str:
-    """'2026-11' -> '2026年11月'."""
-    return _zh_period(p)
+                        f"未找到报送月份，按收件日期{received.isoformat()}确定为{period_label(p)}（{PERIOD_RULE}）"),), ()

@@ -22,6 +22,7 @@ from mailbot.model import Column, CoverSpec, Problem, RowCheck, Severity, SheetS
 from mailbot.intake.uscc import check_credit_code
 from mailbot.intake.workbook import cell_name
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
+from mailbot.dates.period import month_label
 
 __all__ = [
     "normalize_header", "CoverValue", "read_cover", "check_cover",
@@ -144,7 +145,7 @@ def _make_date(year: int, month: int, day: int, shown: str) -> tuple[dt.date | N
     try:
         return _in_range(dt.date(year, month, day), shown)
     except ValueError:
-        return None, f"'{shown}'不是有效日期（{year}年{month}月没有{day}日）"
+        return None, f"'{shown}'不是有效日期（{month_label(year, month)}没有{day}日）"
 
 
 def _in_range(day: dt.date, shown: str | None = None) -> tuple[dt.date | None, str | None]:

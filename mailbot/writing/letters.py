@@ -14,9 +14,10 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailbot.intake.classify import zh_period
 from mailbot.model import Incoming, ItemResult, Outcome, Problem, Rules, Verdict
 from mailbot.intake.screen import BOT_HEADER
+from mailbot.dates.period import period_label
+from mailbot.dates.zone import zh_date, zh_time
 
 __all__ = ["Letter", "draft_reply", "make_message", "mail_domain", "task_label"]
 
@@ -60,10 +61,6 @@ def task_label(rules: Rules, number: int | None) -> str:
     return f"任务{number}（{t.title}）" if t else f"任务{number}"
 
 
-def _zh_time(t: dt.datetime) -> str:
-    return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
-
-
 def _problem_lines(problems: Sequence[Problem], indent: str) -> list[str]:
     lines = []
     for i, p in enumerate(problems, 1):
@@ -77,7 +74,7 @@ def _item_heading(rules: Rules, item: ItemResult) -> str:
     where = f"（{' > '.join(item.origin)}内）" if item.origin else ""
     parts = [f"《{item.filename}》{where}", task_label(rules, item.task)]
     if item.period:
-        parts.append(f"报送月份{zh_period(item.period)}")
+        parts.append(f"报送月份{period_label(item.period)}")
     if item.status == "accepted" and item.rows:
         parts.append(f"数据{item.rows}行")
     return "，".join(parts)
@@ -87,7 +84,7 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
                 received_at: dt.datetime, now: dt.datetime, mailbox_name: str) -> str:
     greet = f"{verdict.section}：" if verdict.section else "您好："
     out = [greet, "",
-           f"    {mailbox_name}公务邮箱已于{_zh_time(received_at)}收到您的邮件《{incoming.subject or '（无主题）'}》，现回复如下。",
+           f"    {mailbox_name}公务邮箱已于{zh_time(received_at)}收到您的邮件《{incoming.subject or '（无主题）'}》，现回复如下。",
            "",
            f"回执编号：{receipt_no}",
            f"受理结果：{_RESULT_ZH[verdict.outcome]}"]
@@ -129,7 +126,7 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
     else:
         out.append("    如以上识别结果（科室、任务、月份）有误，请直接回复本邮件说明。")
     out += ["", "    感谢您的支持与配合！", "",
-            f"{mailbox_name}", f"{now.year}年{now.month}月{now.day}日", "",
+            f"{mailbox_name}", zh_date(now, weekday=False), "",
             "（本邮件由信用监管科邮件受理系统自动发送。）"]
     return "\n".join(out) + "\n"
 
@@ -221,15 +218,15 @@ def _template_letter(verdict: Verdict, incoming: Incoming, receipt_no: str, rule
     section, period = verdict.section, verdict.template_period
     tasks = rules.tasks_of(section) if section else ()
     lines = [f"{section}：", "",
-             f"    您索取的{zh_period(period)}报送模板（附件1 信用状况监测分析报送材料模板）已随本邮件附上，请查收。", "",
+             f"    您索取的{period_label(period)}报送模板（附件1 信用状况监测分析报送材料模板）已随本邮件附上，请查收。", "",
              f"    模板包含贵科室负责的{len(tasks)}项重点任务的工作表：" if tasks else ""]
     for t in tasks:
         lines.append(f"      任务{t.number}：{t.title}")
     lines += ["", "    填报说明见模板第一个工作表。请保留工作表名称和表头，填写后直接回复本邮件报送；",
               "    同一科室、同一任务、同一月份重新报送的材料将替代此前的报送。", "",
-              "    感谢您的支持与配合！", "", mailbox_name, f"{now.year}年{now.month}月{now.day}日", "",
+              "    感谢您的支持与配合！", "", mailbox_name, zh_date(now, weekday=False), "",
               "（本邮件由信用监管科邮件受理系统自动发送。）"]
-    subject = f"【模板】{section}{zh_period(period)}报送模板"
+    subject = f"【模板】{section}{period_label(period)}报送模板"
     message_id = f"{receipt_no}.template@{mail_domain(mailbox_address)}"
     atts = [(template[0], template[1], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")] if template else []
     raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=to, subject=subject,

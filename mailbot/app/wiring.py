@@ -1,0 +1,75 @@
+"""What one config builds, once: the bureau's zone, the rules (checked against the config), the
+working-day calendar, the intake and the store — for the CLI, the daemon and the demo alike.
+
+Building it is where a deployment is refused: invalid rules, a config naming a section the rules
+do not know, an unknown time zone. Each is a `WiringError` with the reason, raised before any
+mail is read.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot.app.config import Config, check_sections_against_rules
+from mailbot.dates import zone
+from mailbot.dates.workdays import WorkCalendar
+from mailbot.duties.templates import template_bytes, template_filename
+from mailbot.model import Rules
+from mailbot.pipeline import Intake
+from mailbot.rules.load import RulesError, load_rules
+
+__all__ = ["Deployment", "WiringError", "build", "open_store"]
+
+
+class WiringError(Exception):
+    """The config and the rules cannot run together; the message says why."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment's parts, built by `build()` and shared by every command and the daemon."""
+    config: Config
+    rules: Rules
+    calendar: WorkCalendar
+    intake: Intake
+
+    def template_for(self, section: str, period: str) -> tuple[str, bytes]:
+        """The blank Annex 1 workbook a letter attaches: (file name, bytes)."""
+        return template_filename(self.rules, section, period), template_bytes(self.rules, section, period)
+
+    def now(self) -> dt.datetime:
+        """The clock, in the bureau's zone: only the programs (cli, daemon) call this."""
+        return dt.datetime.now(zone.bureau_zone())
+
+    def open_store(self):
+        return open_store(self.config)
+
+
+def build(config: Config, rules_dir: Path | None = None) -> Deployment:
+    """Set the bureau's zone from the config, load and cross-check the rules, build the intake."""
+    zone.use_zone(config.timezone)
+    where = rules_dir or config.rules
+    try:
+        rules = load_rules(where)
+    except RulesError as e:
+        raise WiringError(f"invalid rules in {where}:\n{e}") from None
+    bad = check_sections_against_rules(config, {s.id for s in rules.sections})
+    if bad:
+        raise WiringError("invalid config:\n" + "\n".join(bad))
+    calendar = WorkCalendar(rules.calendar, str(where))
+    addresses = {a: sid for sid, addrs in config.sections.items() for a in addrs}
+    intake = Intake(rules=rules, calendar=calendar, address_sections=addresses,
+                    own_addresses=config.own_addresses, mailbox_address=config.mailbox_address,
+                    mailbox_name=config.mailbox_name,
+                    replies_per_sender_per_hour=config.replies_per_sender_per_hour)
+    return Deployment(config, rules, calendar, intake)
+
+
+def open_store(config: Config):
+    """The deployment's store, its schema brought up to date (the only place a Store is opened)."""
+    from mailbot.store import Store      # the database libraries load only where a store is used
+    config.storage.mkdir(parents=True, exist_ok=True)
+    store = Store(config.database, config.storage)
+    store.upgrade()
+    return store
