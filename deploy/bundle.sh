@@ -18,7 +18,8 @@ else py=python3
 fi
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+archive=
+trap 'rm -rf "$work"; if [ -n "$archive" ]; then rm -f "$archive.part"; fi' EXIT
 
 # Build from a copy of what the wheel needs, so pip/setuptools never write build/ or *.egg-info
 # into the working tree (someone may be editing it while the bundle builds).
@@ -52,7 +53,8 @@ import platform, re, sys
 from pathlib import Path
 stage = Path(sys.argv[1])
 wheels = sorted(p.name for p in (stage / "wheels").glob("*.whl"))
-glibc = [tuple(map(int, m)) for w in wheels for m in re.findall(r"manylinux_(\d+)_(\d+)", w)]
+# A wheel tagged for several glibc versions runs on the oldest of them; the bundle needs the newest such minimum.
+glibc = [min(tuple(map(int, m)) for m in tags) for w in wheels if (tags := re.findall(r"manylinux_(\d+)_(\d+)", w))]
 lines = [f"python={sys.version_info[0]}.{sys.version_info[1]}", f"machine={platform.machine()}",
          f"built_with={platform.python_implementation()} {platform.python_version()} on {platform.platform()}",
          "glibc_needed=" + ("%d.%d" % max(glibc) if glibc else "any"), ""] + wheels
@@ -65,4 +67,6 @@ tar -C "$work" --sort=name --owner=0 --group=0 --numeric-owner -czf "$archive.pa
 mv -f "$archive.part" "$archive"
 size=$(stat -c %s "$archive")
 echo "$archive"
-echo "size: $size bytes ($(( (size + 524288) / 1048576 )) MiB), $(ls "$stage/wheels" | wc -l) wheels, python $("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(uname -m)"
+wheels=("$stage"/wheels/*.whl)
+echo "size: $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }') MiB), ${#wheels[@]} wheels," \
+     "python $("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(uname -m)"

@@ -95,3 +95,20 @@ def db_store(database_url, tmp_path):
     st = _open_store(database_url, tmp_path / "storage")
     yield st
     st.close()
+
+
+# ---------------------------------------------------------------- the fast subset
+# `pytest -m "not slow"` runs what needs no server, no database and no subprocess: the pure
+# stages, in well under a minute. A test is slow when it uses a server or database fixture or
+# lives in a module that drives whole programs; an explicit @pytest.mark.slow counts too.
+_SLOW_FIXTURES = {"postgres_server", "postgres_url", "database_url", "db_store", "store", "dovecot",
+                  "smtp_relay", "make_smtp_relay", "test_cert", "sqlite_config", "sample", "shared_dir"}
+_SLOW_MODULES = {"test_faults", "test_daemon", "test_month", "test_demo", "test_mailservers", "test_mailbox",
+                 "test_sender", "test_cli", "test_office", "test_store", "test_boundaries", "test_corpus_parse"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in _SLOW_MODULES or _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

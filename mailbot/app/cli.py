@@ -222,16 +222,14 @@ def cmd_check(args) -> int:
 
 def _daemon(args):
     from mailbot.app.daemon import Daemon
-    from mailbot.rules.load import RulesError
+    from mailbot.app.wiring import WiringError
     config = _load_config(args)
     if not config.maildir and not config.imap:
         raise UsageError(f"{config.file}: neither imap nor maildir is configured; nothing to watch")
     try:
         return Daemon(config)
-    except RulesError as e:
-        raise UsageError(f"invalid rules in {config.rules}:\n{e}") from None
-    except ValueError as e:
-        raise UsageError(f"invalid config: {e}") from None
+    except WiringError as e:
+        raise UsageError(str(e)) from None
 
 
 def _setup_json_logs() -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from mailbot.store.files import write_atomically
 from mailbot.model import Incoming, Outcome, Verdict
+from mailbot.dates.zone import bureau_date
 
 __all__ = [
     "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
@@ -47,7 +48,6 @@ _SENDABLE = ("pending", "failed_temporary")
 
 # China has kept UTC+8 without daylight saving since 1991; a fixed offset avoids depending on
 # the host's tz database for the date printed in a receipt number.
-_BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # PostgreSQL refuses btree keys over ~2700 bytes; a Message-ID longer than this is junk anyway and
 # the raw sha256 beside it in the unique key still tells messages apart.
@@ -76,7 +76,7 @@ def _message_id_key(message_id: str) -> str:
 
 def receipt_number(received_at: dt.datetime, row_id: int) -> str:
     """The receipt number a sender quotes: XY + Beijing date received + the message row id."""
-    day = _aware(received_at, "received_at").astimezone(_BEIJING).date()
+    day = bureau_date(_aware(received_at, "received_at"))
     return f"XY{day:%Y%m%d}-{row_id:05d}"
 
 
