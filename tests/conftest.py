@@ -66,6 +66,35 @@ def postgres_url(postgres_server):
     admin.dispose()
 
 
+@pytest.fixture
+def make_postgres_db():
+    """A factory of fresh, empty PostgreSQL databases (URLs), all dropped after the test; skip/fail without a server."""
+    import uuid
+
+    import sqlalchemy as sa
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text("select 1"))
+    except Exception as e:  # noqa: BLE001 - any failure means: no usable server
+        admin.dispose()
+        need(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(e).__name__}: {e}")
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"mailbot_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0'))
+        names.append(name)
+        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    with admin.connect() as c:
+        for name in names:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path):
     """Run a storage test on both databases the bureau may use."""
@@ -101,10 +130,11 @@ def db_store(database_url, tmp_path):
 # `pytest -m "not slow"` runs what needs no server, no database and no subprocess: the pure
 # stages, in well under a minute. A test is slow when it uses a server or database fixture or
 # lives in a module that drives whole programs; an explicit @pytest.mark.slow counts too.
-_SLOW_FIXTURES = {"postgres_server", "postgres_url", "database_url", "db_store", "store", "dovecot",
+_SLOW_FIXTURES = {"make_postgres_db", "postgres_server", "postgres_url", "database_url", "db_store", "store", "dovecot",
                   "smtp_relay", "make_smtp_relay", "test_cert", "sqlite_config", "sample", "shared_dir"}
 _SLOW_MODULES = {"test_faults", "test_daemon", "test_month", "test_demo", "test_mailservers", "test_mailbox",
-                 "test_sender", "test_cli", "test_office", "test_store", "test_boundaries", "test_corpus_parse"}
+                 "test_sender", "test_cli", "test_office", "test_store", "test_boundaries", "test_corpus_parse",
+                 "test_backup", "test_bundle"}
 
 
 def pytest_collection_modifyitems(config, items):

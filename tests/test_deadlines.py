@@ -200,14 +200,16 @@ def test_asap_and_no_event_rule(rules, cal):
         event_due(rules.task(4), d(2026, 10, 9), cal)
 
 
-def test_unknown_year_names_the_file(rules, cal, rules_dir):
-    with pytest.raises(CalendarGapError) as e:
-        event_due(rules.task(3), d(2026, 12, 24), cal)      # the seventh working day is in 2027
-    assert e.value.year == 2027
-    assert f"{rules_dir}/calendar/2027.yaml" in str(e.value)
-    assert "rules" in e.value.message_zh and "2027.yaml" in e.value.message_zh
-    with pytest.raises(CalendarGapError, match="2027.yaml"):
-        deadlines_for_period(rules, "2027-10", cal, shift="previous_workday")
+def test_a_year_nobody_published_is_provisional_not_a_stop(rules, cal):
+    # 2027: no package data, no rules file: the statutory days off alone, no 调休
+    assert cal.source(2027) == "provisional" and cal.is_provisional(2027) and not cal.knows(2027)
+    assert event_due(rules.task(3), d(2026, 12, 24), cal) == d(2027, 1, 5)     # 1 January off, weekends off
+    assert cal.provisional_years(d(2026, 12, 24), d(2027, 1, 5)) == (2027,)
+    assert cal.provisional_years(d(2026, 1, 5), d(2026, 12, 24)) == ()
+    # 春节 2027: 除夕 5 February to 初三 8 February off
+    assert [cal.is_workday(d(2027, 2, k)) for k in range(4, 10)] == [True, False, False, False, False, True]
+    dues = deadlines_for_period(rules, "2027-10", cal, shift="previous_workday")
+    assert dues and all(x.due.year == 2027 for x in dues)
 
 
 def test_a_year_from_rules_calendar(rules):

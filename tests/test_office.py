@@ -111,12 +111,17 @@ def test_due_explains_in_chinese(capsys, no_config):
                                    "期限为2026年10月13日（星期二）当日结束前。")
 
 
+def test_due_in_a_provisional_year_says_so(capsys, no_config):
+    code, out, err = cmd(capsys, "due", "--task", "3", "--event", "2027-01-25")
+    assert code == 0 and out.splitlines()[0] == "2027-02-03"
+    assert "预估" in out and "provisional" in out
+
+
 @pytest.mark.parametrize("args, words", [
     (("--task", "6", "--event", "2026-10-01"), "no deadline that an event sets"),      # monthly only
     (("--task", "10", "--event", "2026-10-01"), "第一时间"),                             # asap: nothing to compute
     (("--task", "12", "--event", "2026-10-01"), "unknown task"),
     (("--task", "3", "--event", "2026-10-32"), "--event must be"),
-    (("--task", "3", "--event", "2027-01-05"), "calendar/2027.yaml"),                   # a year no calendar knows
 ])
 def test_due_refusals_exit_2(capsys, no_config, args, words):
     code, out, err = cmd(capsys, "due", *args)

@@ -415,12 +415,11 @@ def test_a_plain_rule_message_becomes_the_hint():
     assert p.hint == '"双公示"信息应自作出行政决定之日起7个工作日内上传至市信用平台'
 
 
-def test_unknown_year_is_one_warning_per_sheet():
+def test_a_provisional_year_is_checked_and_the_problem_says_so():
     report = sheet([row(决定日期="2027-01-04", 上报日期="2027-01-05"), row(决定日期="2027-01-04", 上报日期="2027-01-20")])
     [p] = report.problems
-    assert (p.code, p.severity, p.cell) == ("calendar-missing", Severity.WARNING, "J2")
-    assert p.message == ("工作表'双公示台账'第2行'上报日期'(J2): 2027年的法定节假日安排尚未录入，无法计算工作日；"
-                         "请在 rules/calendar/2027.yaml 中补充国务院公布的放假和调休安排。本表'上报日期'的时限检查未能完成")
+    assert (p.code, p.cell) == ("late-upload", "J3")
+    assert "应于2027-01-13前上报；2027年节假日安排尚未公布，工作日按法定节假日预估" in p.message
     assert len(report.data) == 2
 
 

@@ -284,11 +284,37 @@ def cmd_poll(args) -> int:
     return 0
 
 
+def cmd_backup(args) -> int:
+    from mailbot.store.backup import BackupError, backup
+    config = _load_config(args)
+    try:
+        r = backup(config.database, config.storage, Path(args.out))
+    except BackupError as e:
+        raise UsageError(f"backup failed: {e}") from None
+    print(f"wrote {r.path}: {r.database_kind} database (revision {r.alembic_revision}), "
+          f"{sum(r.tables.values())} rows in {len(r.tables)} tables, {r.files} files ({r.files_bytes} bytes), "
+          f"archive {r.archive_bytes} bytes, {r.seconds:.2f} s")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from mailbot.store.backup import RestoreError, restore
+    config = _load_config(args)
+    try:
+        r = restore(Path(args.archive), config.database, config.storage)
+    except RestoreError as e:
+        raise UsageError(f"restore refused: {e}") from None
+    print(f"restored {args.archive}: {r.database_kind} database (revision {r.alembic_revision}), "
+          f"{sum(r.tables.values())} rows, {r.files} files ({r.files_bytes} bytes) checked against the manifest, "
+          f"{r.seconds:.2f} s")
+    return 0
+
+
 def cmd_health(args) -> int:
     from mailbot.app.daemon import health_report
     config = _load_config(args)
     store = _open_store(config)
-    report = health_report(config, store, dt.datetime.now(_tz(config)))
+    report = health_report(config, store, dt.datetime.now(_tz(config)), _deployment(config).calendar)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -513,7 +539,19 @@ def cmd_due(args) -> int:
                          f"第一时间 (as soon as possible), with no time to compute")
     print(iso(due))
     print(due_explanation(task, event, due, calendar))
+    start = event.date() if isinstance(event, dt.datetime) else event
+    end = due.date() if isinstance(due, dt.datetime) else due
+    if any(d.kind == "event" and d.working_days is not None for d in task.deadlines) and \
+            (guess := calendar.provisional_years(start, end)):
+        print(provisional_note(guess))
     return 0
+
+
+def provisional_note(years) -> str:
+    """What every deadline computed on a provisional year says (issue: the calendar never runs out)."""
+    return (f"注意：{'、'.join(map(str, years))}年的国务院节假日安排尚未录入，本期限为预估（按法定节假日推算，"
+            f"未含调休）；正式安排录入后以正式安排为准。provisional: no official holiday schedule for "
+            f"{', '.join(map(str, years))} yet")
 
 
 def cmd_status(args) -> int:
@@ -714,6 +752,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="also print one JSON object per section and task")
     sc.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
     sc.set_defaults(func=cmd_score)
+
+    bk = sub.add_parser("backup", help="a consistent snapshot of the database and every stored file, while the daemon runs")
+    bk.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="a backup into an empty storage and database (stop the daemon first)")
+    rs.add_argument("archive")
+    rs.set_defaults(func=cmd_restore)
 
     q = sub.add_parser("quarantine", help="messages waiting for a person")
     qsub = q.add_subparsers(dest="quarantine_command", required=True)

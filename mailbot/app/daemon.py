@@ -218,7 +218,7 @@ class Daemon:
         self._outbox_wake.set()
 
 
-def health_report(config: Config, store: Store, now: dt.datetime) -> dict[str, Any]:
+def health_report(config: Config, store: Store, now: dt.datetime, calendar: Any = None) -> dict[str, Any]:
     """What a monitoring system needs: last good poll, outbox backlog, mail waiting for a person."""
     path = config.storage / HEALTH_FILE
     try:
@@ -240,4 +240,7 @@ def health_report(config: Config, store: Store, now: dt.datetime) -> dict[str, A
         "outbox_oldest_due": stats.oldest_due_at.isoformat() if stats.oldest_due_at else None,
         "outbox_failed_permanent": stats.counts.get("failed_permanent", 0),
         "waiting_for_a_person": waiting,
+        # where this year's and next year's holidays come from; "provisional" until the notice is loaded
+        "calendar": {str(y): calendar.source(y) for y in (now.year, now.year + 1)} if calendar else None,
+        "calendar_provisional": [y for y in (now.year, now.year + 1) if calendar.is_provisional(y)] if calendar else None,
     }

@@ -1,9 +1,11 @@
 """Chinese working-day arithmetic: statutory holidays and adjusted working weekends (调休).
 
-The holiday schedule comes from the chinese-calendar package, which covers the years the State
-Council had published when it was released; a year it does not know (or one the bureau wants
-to correct) comes from rules/calendar/<year>.yaml. A year known to neither is an error naming
-that file: a deadline must never be computed on a guess.
+A year's schedule comes, first found wins, from rules/calendar/<year>.yaml (the bureau's own
+correction or addition), from a State Council notice the credit section loaded (`loaded`), or
+from the chinese-calendar package (the years published when it was released). A year known to
+none of them is not a gap that stops mailbot on 1 January: it is computed from the national
+holiday rules alone (provisional.py: the statutory days off, no 调休), and everything that
+depends on such a year says it is provisional (预估) until the official schedule is loaded.
 """
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from collections.abc import Mapping
 
 import chinese_calendar
 
-__all__ = ["CalendarGapError", "WorkCalendar"]
+from mailbot.dates.provisional import provisional_days_off
+
+__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH"]
+
+# where a year's schedule came from, as a person reads it
+SOURCES_ZH = {"rules": "规则文件（rules/calendar）", "loaded": "信用监管科录入的国务院通知",
+              "package": "国务院已公布的安排（随程序提供）", "provisional": "预估（按法定节假日推算，未含调休）"}
 
 _PACKAGE_HOLIDAYS: frozenset[dt.date] = frozenset(chinese_calendar.holidays)
 _PACKAGE_WORKDAYS: frozenset[dt.date] = frozenset(chinese_calendar.workdays)
@@ -20,59 +28,88 @@ _PACKAGE_YEARS = range(min(d.year for d in _PACKAGE_HOLIDAYS), max(d.year for d 
 
 
 class CalendarGapError(LookupError):
-    """A date in a year whose holiday schedule is known neither to the package nor to rules/."""
+    """A date in a year no schedule covers and the holiday rules cannot be computed for."""
 
     def __init__(self, year: int, rules_dir: str = "rules"):
         self.year = year
         self.path = f"{rules_dir.rstrip('/')}/calendar/{year}.yaml"
         super().__init__(
-            f"no holiday schedule for {year}: chinese-calendar covers "
-            f"{_PACKAGE_YEARS.start}-{_PACKAGE_YEARS.stop - 1}; add {self.path} "
-            f"(holidays and adjusted working days from the State Council notice)"
-        )
+            f"no holiday schedule for {year} and the statutory holidays cannot be computed for it; "
+            f"add {self.path} (holidays and adjusted working days from the State Council notice)")
 
     @property
     def message_zh(self) -> str:
-        return f"{self.year}年的法定节假日安排尚未录入，无法计算工作日；请在 {self.path} 中补充国务院公布的放假和调休安排。"
+        # a section reads this too: it names no file on the server, only what happened
+        return f"{self.year}年的节假日安排无法确定，未能计算工作日，已告知信用监管科。"
 
 
 class WorkCalendar:
     """Answers 'is this a working day' and 'N working days after that' for the bureau.
 
-    `overrides` maps a year to {"holidays": dates off, "workdays": weekend dates worked}; such a
-    year is taken wholly from the override, not merged with the package.
+    `overrides` (rules/calendar) and `loaded` (notices the credit section loaded) map a year to
+    {"holidays": dates off, "workdays": weekend dates worked}; such a year is taken wholly from
+    there, not merged with the package. A year nobody published is provisional.
     """
 
     def __init__(self, overrides: Mapping[int, Mapping[str, frozenset[dt.date]]] | None = None,
-                 rules_dir: str = "rules"):
+                 rules_dir: str = "rules",
+                 loaded: Mapping[int, Mapping[str, frozenset[dt.date]]] | None = None):
         self._overrides = {int(y): v for y, v in (overrides or {}).items()}
+        self._loaded = {int(y): v for y, v in (loaded or {}).items()}
+        self._provisional: dict[int, frozenset[dt.date]] = {}
         self.rules_dir = rules_dir
 
+    def source(self, year: int) -> str:
+        """'rules', 'loaded', 'package' or 'provisional': where `year`'s schedule comes from."""
+        if year in self._overrides:
+            return "rules"
+        if year in self._loaded:
+            return "loaded"
+        if year in _PACKAGE_YEARS:
+            return "package"
+        return "provisional"
+
     def known_years(self) -> set[int]:
-        return set(_PACKAGE_YEARS) | set(self._overrides)
+        return set(_PACKAGE_YEARS) | set(self._overrides) | set(self._loaded)
 
     def knows(self, year: int) -> bool:
-        return year in self._overrides or year in _PACKAGE_YEARS
+        """True where the official schedule for `year` is known (not provisional)."""
+        return self.source(year) != "provisional"
+
+    def is_provisional(self, year: int) -> bool:
+        return not self.knows(year)
+
+    def provisional_years(self, first: dt.date, last: dt.date) -> tuple[int, ...]:
+        """The provisional years among those from `first` to `last`: a result reaching into one is 预估."""
+        a, b = sorted((first, last))
+        return tuple(y for y in range(a.year, b.year + 1) if self.is_provisional(y))
+
+    def _days_off(self, year: int) -> frozenset[dt.date]:
+        if year not in self._provisional:
+            try:
+                self._provisional[year] = provisional_days_off(year)
+            except Exception as e:  # noqa: BLE001 - outside what the lunar tables cover
+                raise CalendarGapError(year, self.rules_dir) from e
+        return self._provisional[year]
 
     def is_workday(self, day: dt.date) -> bool:
         if isinstance(day, dt.datetime):
             day = day.date()
         year = day.year
-        if year in self._overrides:
-            o = self._overrides[year]
-            if day in o.get("workdays", ()):
+        table = self._overrides.get(year) or self._loaded.get(year)
+        if table is not None:
+            if day in table.get("workdays", ()):
                 return True
-            if day in o.get("holidays", ()):
+            if day in table.get("holidays", ()):
                 return False
             return day.weekday() < 5
-        if year not in _PACKAGE_YEARS:
-            raise CalendarGapError(year, self.rules_dir)
-        if day in _PACKAGE_WORKDAYS:
-            return True
-        if day in _PACKAGE_HOLIDAYS:
-            return False
-        return day.weekday() < 5
-
+        if year in _PACKAGE_YEARS:
+            if day in _PACKAGE_WORKDAYS:
+                return True
+            if day in _PACKAGE_HOLIDAYS:
+                return False
+            return day.weekday() < 5
+        return day.weekday() < 5 and day not in self._days_off(year)
     def add_workdays(self, start: dt.date, n: int) -> dt.date:
         """The n-th working day after `start` (start itself not counted); n=0: start if a working
         day, else the next one. Negative n counts backwards."""

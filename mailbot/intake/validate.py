@@ -724,7 +724,10 @@ def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCal
         if calendar.workdays_between(earlier, later) <= rc.limit:
             return None
         due = calendar.add_workdays(earlier, rc.limit)
-        text = f"{said}，超过{rc.limit}个工作日（应于{due.isoformat()}前{_verb(rc.later)}）{tail}"
+        guess = calendar.provisional_years(earlier, later)
+        # a year without the State Council's schedule is counted on the holiday rules alone: say so
+        note = (f"；{'、'.join(map(str, guess))}年节假日安排尚未公布，工作日按法定节假日预估" if guess else "")
+        text = f"{said}，超过{rc.limit}个工作日（应于{due.isoformat()}前{_verb(rc.later)}{note}）{tail}"
         fields.update(due=due.isoformat(), days=calendar.workdays_between(earlier, later))
     elif rc.kind == "within_hours":
         days = math.ceil(rc.limit / 24)
