@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mailbot.redact import install_log_filter, redact
+
 __all__ = ["main"]
 
 log = logging.getLogger("mailbot")
@@ -247,6 +249,7 @@ def _setup_json_logs() -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    install_log_filter(root)
 
 
 def cmd_run(args) -> int:
@@ -271,7 +274,7 @@ def cmd_poll(args) -> int:
     try:
         summary = daemon.poll_once()
     except Exception as e:  # noqa: BLE001 - connection or login failures end this one pass
-        print(f"mailbot: poll failed: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"mailbot: poll failed: {type(e).__name__}: {redact(e)}", file=sys.stderr)
         return 1
     for source, p in summary.processed:
         if args.json:
@@ -604,7 +607,7 @@ def cmd_remind(args) -> int:
         try:
             note += "; " + _deliver(config, office.store, now)
         except Exception as e:  # noqa: BLE001 - queued mail stays for the daemon
-            print(f"mailbot: delivery failed: {type(e).__name__}: {e}", file=sys.stderr)
+            print(f"mailbot: delivery failed: {type(e).__name__}: {redact(e)}", file=sys.stderr)
             return 1
     print(note, file=sys.stderr if args.json else sys.stdout)
     return 0
@@ -630,7 +633,7 @@ def cmd_summary(args) -> int:
         try:
             print(_deliver(config, office.store, now))
         except Exception as e:  # noqa: BLE001 - queued mail stays for the daemon
-            print(f"mailbot: delivery failed: {type(e).__name__}: {e}", file=sys.stderr)
+            print(f"mailbot: delivery failed: {type(e).__name__}: {redact(e)}", file=sys.stderr)
             return 1
     return 0
 
@@ -782,10 +785,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_filter()
+    # Least privilege on disk: every file and folder mailbot makes is its own (0600 / 0700).
+    os.umask(0o077)
     try:
         return args.func(args)
     except UsageError as e:
-        print(f"mailbot: {e}", file=sys.stderr)
+        print(f"mailbot: {redact(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

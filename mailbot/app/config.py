@@ -256,6 +256,25 @@ def _server(v: Any, key: str, issues: list[str], kind: str) -> MailServer | None
                       password=vals["password"], folder=vals["folder"] or "INBOX", sender=vals["sender"])
 
 
+def _register_secrets(data: Any, *servers: MailServer | None) -> None:
+    """Every password, and every value under a secret-like key, is masked wherever mailbot writes text."""
+    from mailbot.redact import SECRET_KEY, register
+
+    def walk(v: Any, key: str) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, str(k))
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, key)
+        elif isinstance(v, str) and SECRET_KEY.search(key):
+            register(v)
+    walk(data, "")
+    for s in servers:
+        if s is not None:
+            register(s.password, username=s.username)
+
+
 def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None = None) -> Config:
     """Check a parsed config mapping against SCHEMA; raise ConfigError listing every mistake."""
     issues: list[str] = []
@@ -291,6 +310,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
     storage = (base / vals["storage"]) if vals.get("storage") else base / "storage"
     rules = (base / vals["rules"]) if vals.get("rules") else PROJECT_ROOT / "rules"
     database = vals.get("database") or f"sqlite:///{(storage / 'mailbot.sqlite3').resolve()}"
+    _register_secrets(data, imap, smtp)
     return Config(
         file=file,
         mailbox_address=_bare_address(vals["mailbox_address"]),

@@ -22,6 +22,7 @@ from mailbot.transport import mailbox
 from mailbot import pipeline
 from mailbot.app import wiring
 from mailbot.app.config import Config
+from mailbot.redact import redact
 from mailbot.dates.zone import bureau_zone
 from mailbot.store.files import write_atomically
 from mailbot.store.core import Store
@@ -112,9 +113,9 @@ class Daemon:
             data["last_poll_ok"] = now
             data.pop("last_error", None)
         else:
-            data["last_error"] = error
+            data["last_error"] = redact(error) if error else error
             data["last_error_at"] = now
-        write_atomically(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"), mode=0o644)
+        write_atomically(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"), mode=0o600)
 
     # ------------------------------------------------------------ one pass
 

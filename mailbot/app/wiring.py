@@ -69,7 +69,15 @@ def build(config: Config, rules_dir: Path | None = None) -> Deployment:
 def open_store(config: Config):
     """The deployment's store, its schema brought up to date (the only place a Store is opened)."""
     from mailbot.store import Store      # the database libraries load only where a store is used
-    config.storage.mkdir(parents=True, exist_ok=True)
+    config.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # the store holds every row of every submission and letter: its owner alone reads it, even where
+    # an older version or another tool made the folder or the database readable to others
+    config.storage.chmod(0o700)
     store = Store(config.database, config.storage)
     store.upgrade()
+    if config.database.startswith("sqlite:///"):
+        db = Path(config.database.removeprefix("sqlite:///"))
+        for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if f.exists():
+                f.chmod(0o600)
     return store

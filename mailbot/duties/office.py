@@ -391,8 +391,8 @@ class Office:
         xlsx, zipped, _ = self.build(period, now)
         out = Path(out)
         zip_path = out.with_name(evidence_zip_filename(period))
-        write_atomically(out, xlsx, mode=0o644)
-        write_atomically(zip_path, zipped, mode=0o644)
+        write_atomically(out, xlsx, mode=0o600)
+        write_atomically(zip_path, zipped, mode=0o600)
         return out, zip_path
 
     def package_dir(self, period: str) -> Path:
@@ -405,8 +405,8 @@ class Office:
         if xlsx.exists() and zipped.exists():
             return xlsx, zipped, False
         data, zip_data, _ = self.build(period, now)
-        write_atomically(zipped, zip_data, replace=False, mode=0o644)
-        write_atomically(xlsx, data, replace=False, mode=0o644)
+        write_atomically(zipped, zip_data, replace=False, mode=0o600)
+        write_atomically(xlsx, data, replace=False, mode=0o600)
         return xlsx, zipped, True
 
     def package_mail(self, period: str, xlsx: Path, zipped: Path, now: dt.datetime, *, key: str,
