@@ -19,7 +19,7 @@ from typing import Any
 from mailbot.intake import classify
 from mailbot.dates import deadlines
 from mailbot.intake import filetype
-from mailbot.writing import letters
+from mailbot.writing.receipt import draft_reply
 from mailbot.intake import parse
 from mailbot.intake import screen
 from mailbot.intake import validate
@@ -300,9 +300,9 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
         template = template_for(verdict.section, _period_for_template(verdict, received_at.date()))
 
     def outbox(receipt_no: str) -> list[Any]:
-        letter = letters.draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
-                                     mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
-                                     received_at=received_at, now=now, template=template)
+        letter = draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
+                             mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
+                             received_at=received_at, now=now, template=template)
         if letter is None:
             return []
         drafted["reply"] = {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}

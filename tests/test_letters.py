@@ -5,7 +5,7 @@ import email.policy
 
 import pytest
 
-from mailbot.writing.letters import draft_reply
+from mailbot.writing.receipt import draft_reply
 from mailbot.model import Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Severity, Verdict
 from mailbot.rules import load_rules
 

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from mailbot.duties.reminders import (Reminder, ReminderSettings, count_reminders, group_by_section, overdue_slots,
-                               overdue_text, reminder_slots, reminder_text, reminders_due)
+                                     reminder_slots, reminders_due)
+from mailbot.writing.reminder import overdue_text, reminder_text
 from mailbot.rules import load_rules
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.zone import bureau_zone

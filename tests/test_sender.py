@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from mailbot.app.config import MailServer
-from mailbot.writing.letters import make_message
+from mailbot.writing.common import make_message
 from mailbot.transport.smtp import DEFAULT_POLICY, RetryPolicy, deliver_due, deliver_due_sync
 from mailbot.store import OutgoingMail, Store
 
@@ -183,7 +183,7 @@ def trust(certificate) -> ssl.SSLContext:
 
 
 def letter(n: int, to: tuple[str, ...] = (f"张三 <{OK_RCPT}>",)) -> OutgoingMail:
-    """A receipt as letters.py writes it: Chinese subject, UTF-8 body, LF line ends, a stable Message-ID."""
+    """A receipt as writing/receipt.py writes it: Chinese subject, UTF-8 body, LF line ends, a stable Message-ID."""
     receipt = f"XY20261126-{n:05d}"
     mid = f"{receipt}.receipt@example.gov.cn"
     subject = f"【回执】{receipt} 任务3 2026年11月 双公示台账"

@@ -24,36 +24,24 @@ import datetime as dt
 import logging
 from typing import Any
 
-from mailbot.writing.letters import make_message, mail_domain
+from mailbot.writing.common import mail_domain, make_message
+from mailbot.writing.notices import calendar_gap_notice
 from mailbot.duties.office import Office
 from mailbot.duties.reminders import ReminderSettings
 from mailbot.store.core import OutgoingMail
-from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.zone import bureau_zone
 
-__all__ = ["register", "run_job", "DaemonExecutor", "calendar_gap_notice", "schedule", "trigger", "JOBS"]
+__all__ = ["register", "run_job", "DaemonExecutor", "schedule", "trigger", "JOBS"]
 
 log = logging.getLogger("mailbot.app.jobs")
 
 
-def calendar_gap_notice(today: dt.date, calendar: WorkCalendar) -> str | None:
-    """From 1 November on, while next year's holiday schedule is known neither to the package nor
-    to rules/calendar/, the Chinese notice asking the credit section to fill it in."""
-    nxt = today.year + 1
-    if today.month < 11 or calendar.knows(nxt):
-        return None
-    path = f"{calendar.rules_dir.rstrip('/')}/calendar/{nxt}.yaml"
-    return (f"信用监管科：\n\n    mailbot尚未掌握{nxt}年的法定节假日和调休安排，{nxt}年1月起的报送期限、"
-            f"提醒和\"双公示\"7个工作日的核算将无法进行。\n    请在国务院办公厅公布{nxt}年部分节假日安排的通知后，"
-            f"按 {path} 的格式（参见同目录下的 {nxt}.yaml.example 和 README.md）录入放假日期和调休上班日期，"
-            f"然后运行 mailbot rules check 核对。\n    在补录之前，本提醒每周发送一次。\n\n信用监管科邮件受理系统\n")
-
-
 def _calendar_warning(daemon: Any) -> None:
     now = daemon.clock()
-    text = calendar_gap_notice(now.date(), daemon.intake.calendar)
-    if text is None:
+    notice = calendar_gap_notice(now.date(), daemon.intake.calendar)
+    if notice is None:
         return
+    subject, text = notice
     config = daemon.config
     to = config.sections.get(config.credit_section, ())
     if not to:
@@ -62,7 +50,6 @@ def _calendar_warning(daemon: Any) -> None:
         return
     year, week, _ = now.isocalendar()
     key = f"calendar-warning:{now.year + 1}:{year}-W{week:02d}"
-    subject = f"【提醒】请录入{now.year + 1}年法定节假日安排"
     mid = f"{key.replace(':', '.')}@{mail_domain(config.mailbox_address)}"
     raw = make_message(sender=config.mailbox_address, sender_name=config.mailbox_name, to=list(to),
                        subject=subject, plain=text, message_id=mid, now=now, auto_submitted="auto-generated")

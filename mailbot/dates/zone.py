@@ -10,7 +10,7 @@ import datetime as dt
 import zoneinfo
 
 __all__ = ["DEFAULT_ZONE", "use_zone", "bureau_zone", "bureau_time", "bureau_date", "iso",
-           "zh_date", "zh_time", "zh_weekday"]
+           "zh_date", "zh_month_day", "zh_time", "zh_weekday"]
 
 DEFAULT_ZONE = "Asia/Shanghai"
 # China has kept UTC+8 without daylight saving since 1991: the default needs no tz database.
@@ -65,6 +65,16 @@ def zh_date(value: dt.date | dt.datetime, weekday: bool = True) -> str:
         t = bureau_time(value)
         return zh_date(t.date(), weekday) + f"{t:%H:%M}"
     text = f"{value.year}年{value.month}月{value.day}日"
+    return text + f"（{zh_weekday(value)}）" if weekday else text
+
+
+def zh_month_day(value: dt.date | dt.datetime, weekday: bool = True) -> str:
+    """'11月25日（星期三）', where the year goes without saying (a subject line, a digest); a datetime
+    adds its time as zh_date does: '11月25日09:00'."""
+    if isinstance(value, dt.datetime):
+        t = bureau_time(value)
+        return zh_month_day(t.date(), weekday) + f"{t:%H:%M}"
+    text = f"{value.month}月{value.day}日"
     return text + f"（{zh_weekday(value)}）" if weekday else text
 
 

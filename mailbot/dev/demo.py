@@ -274,7 +274,7 @@ def _plain_text(msg: email.message.EmailMessage) -> str:
 def _reply_lines(raw: bytes) -> tuple[str, list[str]]:
     """A reply's subject and the lines worth showing: 受理结果, the problems that need action, attachments.
 
-    Reads the plain body letters.py writes: "需要说明的问题：" (up to a blank line), and in the
+    Reads the plain body writing/receipt.py writes: "需要说明的问题：" (up to a blank line), and in the
     "需修改后重新报送的材料" group each item's "问题（n处）：" list; warnings (提示) are left out.
     """
     msg = email.message_from_bytes(raw, policy=email.policy.default)

@@ -3,9 +3,10 @@ the credit section's daily digest and "all in" notice, the monthly package for �
 and mailed, the year's score.
 
 The I/O around the pure logic of deadlines.py, status.py, reminders.py and package.py: read the
-store, build letters (letters.make_message) and workbooks (package.py, templates.py), queue
-mail (store.queue, every mail under a dedupe key, so a rerun, a restart or a second daemon
-queues nothing twice) and write files under storage/packages/. Never reads the clock: every
+store, have mailbot/writing/ word the letters (reminder.py, digest.py) and build the mails
+(writing.common.make_message), build workbooks (package.py, templates.py), queue mail
+(store.queue, every mail under a dedupe key, so a rerun, a restart or a second daemon queues
+nothing twice) and write files under storage/packages/. Never reads the clock: every
 entry point takes `now` (jobs.py passes the daemon's clock, cli.py the wall clock or --now).
 
 Decisions made here:
@@ -42,18 +43,20 @@ from typing import Any
 
 from mailbot.store.files import write_atomically
 from mailbot.dates.deadlines import Due, deadlines_for_period, shift_of
-from mailbot.writing.letters import make_message, mail_domain, task_label
+from mailbot.writing.common import XLSX_MIME, mail_domain, make_message
+from mailbot.writing.digest import completion_text, digest_text, package_text
+from mailbot.writing.reminder import overdue_text, reminder_text
 from mailbot.model import Rules
 from mailbot.duties.package import (build_evidence_zip, build_package, build_score, dual_publicity_rates,
                       evidence_zip_filename, package_filename)
 from mailbot.duties.reminders import (Reminder, ReminderLetter, ReminderSettings, count_reminders, group_by_section,
-                        overdue_text, reminder_text, reminders_due)
+                                     reminders_due)
 from mailbot.duties.status import Cell, ScoreRow, status_matrix, year_score, yearly_counts
 from mailbot.store.core import OutgoingMail, Store, StoredSubmission
 from mailbot.duties.templates import template_bytes, template_filename
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
-from mailbot.dates.zone import bureau_time, bureau_zone, iso, zh_date, zh_weekday
-from mailbot.dates.period import add_months, parse_period, period_label, period_last_day, period_of
+from mailbot.dates.zone import bureau_time, bureau_zone, iso
+from mailbot.dates.period import add_months, parse_period, period_last_day, period_of
 
 __all__ = ["Office", "PlannedLetter", "RemindRun", "Sent", "DIGEST_DAYS", "MAX_ATTACHMENT_BYTES",
            "XLSX_MIME", "ZIP_MIME", "as_of"]
@@ -62,10 +65,8 @@ log = logging.getLogger("mailbot.duties.office")
 
 DIGEST_DAYS = 7                          # a deadline's last week: the due date and the 6 days before
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # a bigger evidence zip stays on disk; the mail says where
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ZIP_MIME = "application/zip"
 _DONE = ("on_time", "late")
-_OWED = ("missing", "not_due")
 
 
 # ---------------------------------------------------------------- values
@@ -139,21 +140,6 @@ def _template(rules: Rules, section: str, period: str) -> tuple[str, bytes]:
         hit = _TEMPLATES[key] = (rules, template_filename(rules, section, period),
                                  template_bytes(rules, section, period))
     return hit[1], hit[2]
-
-
-def _md(day: dt.date | dt.datetime) -> str:
-    """'11月25日（星期三）'."""
-    d = bureau_time(day).date() if isinstance(day, dt.datetime) else day
-    return f"{d.month}月{d.day}日（{zh_weekday(d)}）"
-
-
-def _hm(t: dt.datetime) -> str:
-    t = bureau_time(t)
-    return f"{t.month}月{t.day}日{t:%H:%M}"
-
-
-def _tasks(numbers: Iterable[int]) -> str:
-    return "、".join(f"任务{n}" for n in sorted(set(numbers)))
 
 
 # ---------------------------------------------------------------- the office
@@ -418,7 +404,8 @@ class Office:
         rates = dual_publicity_rates(self.rules, period, subs)
         zip_bytes = zipped.read_bytes()
         attach_zip = len(zip_bytes) <= MAX_ATTACHMENT_BYTES
-        subject, text = package_text(self.rules, period, cells, rates, now, self.config.mailbox_name, xlsx, zipped,
+        subject, text = package_text(self.rules, period, cells, rates, now, self.config.mailbox_name,
+                                     package_filename(period), zipped,
                                      zip_attached=attach_zip, zip_size=len(zip_bytes),
                                      storage=Path(self.config.storage))
         attachments = [(package_filename(period), xlsx.read_bytes(), XLSX_MIME)]
@@ -476,167 +463,3 @@ class Office:
         today = dt.date(year + 1, 1, 1) if now.year > year else now.date()
         rows = year_score(self.rules, year, subs, self.calendar, today=today, shift=self.shift)
         return rows, build_score(self.rules, year, rows, generated_at=now)
-
-
-# ---------------------------------------------------------------- the texts (pure)
-
-def _closing(mailbox_name: str, now: dt.datetime) -> list[str]:
-    return ["", mailbox_name, zh_date(now, weekday=False), "",
-            f"（本邮件由{mailbox_name}邮件受理系统自动发送。）"]
-
-
-def _due_words(cells: Sequence[Cell]) -> str:
-    """'11月25日（星期三）截止：任务1、任务2；11月30日（星期一）截止：任务9'."""
-    by_due: dict[Any, list[int]] = {}
-    for c in cells:
-        by_due.setdefault(c.due, []).append(c.task)
-    parts = []
-    for due in sorted(by_due, key=lambda d: (d is None, str(d))):
-        when = "无固定期限" if due is None else f"{_md(due)}截止"
-        parts.append(f"{_tasks(by_due[due])}（{when}）")
-    return "；".join(parts)
-
-
-def _rejected_not_resent(rules: Rules, subs: Sequence[StoredSubmission]) -> list[StoredSubmission]:
-    """Per (section, task): the latest submission, where it was rejected (nothing sent since)."""
-    latest: dict[tuple[str, int], StoredSubmission] = {}
-    for s in sorted(subs, key=lambda s: (bureau_time(s.received_at), s.id)):
-        if s.section is not None:
-            latest[(s.section, s.task)] = s
-    order = {x.id: i for i, x in enumerate(rules.sections)}
-    return sorted((s for s in latest.values() if s.status == "rejected"),
-                  key=lambda s: (order.get(s.section, len(order)), s.task))
-
-
-def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequence[StoredSubmission]]],
-                unaddressed: Sequence[PlannedLetter], now: dt.datetime, mailbox_name: str = "信用监管科") -> tuple[str, str]:
-    """(subject, text) of the daily digest: per period, who has not submitted, what was rejected
-    and not sent again, who has submitted (on time or late); then what could not be sent."""
-    now = bureau_time(now)
-    order = [s.id for s in rules.sections]
-    label = "、".join(period_label(p) for p, _, _ in parts)
-    subject = f"【报送日报】{label}信用监测材料报送情况（截至{now.month}月{now.day}日）"
-    lines = [f"{mailbox_name}：", "",
-             f"    截至{zh_date(now)}，各科室{label}信用监测材料报送情况如下。", ""]
-    for period, cells, subs in parts:
-        cells = [c for c in cells if c.state != "not_applicable"]
-        done = [c for c in cells if c.state in _DONE]
-        owed = [c for c in cells if c.state in _OWED]
-        late = [c for c in done if c.state == "late"]
-        missing = [c for c in owed if c.state == "missing"]
-        if len(parts) > 1:
-            lines.append(f"【{period_label(period)}】")
-        lines.append(f"    应报{len(cells)}项，已报送{len(done)}项（按时{len(done) - len(late)}项，逾期{len(late)}项），"
-                     f"尚未报送{len(owed)}项" + (f"（其中已逾期{len(missing)}项）" if missing else "") + "。")
-        lines.append("")
-        by_section: dict[str, list[Cell]] = {}
-        for c in owed:
-            by_section.setdefault(c.section, []).append(c)
-        lines.append(f"一、尚未报送（{len(by_section)}个科室，{len(owed)}项）")
-        if not by_section:
-            lines.append("  无")
-        for section in sorted(by_section, key=lambda s: order.index(s) if s in order else len(order)):
-            mine = by_section[section]
-            overdue = [c for c in mine if c.state == "missing"]
-            text = f"  {section}：{_due_words(mine)}"
-            if overdue:
-                text += f"；已逾期：{_tasks(c.task for c in overdue)}"
-            lines.append(text)
-        rejected = _rejected_not_resent(rules, subs)
-        lines += ["", f"二、被退回、尚未重新报送（{len(rejected)}项）"]
-        if not rejected:
-            lines.append("  无")
-        current = {(s.section, s.task) for s in subs if s.current}
-        for s in rejected:
-            errors = [e for e in s.errors or ()]
-            first = str(errors[0].get("message", "")) if errors else ""
-            more = f"等{len(errors)}处问题" if len(errors) > 1 else ""
-            still = "（此前受理的材料仍有效）" if (s.section, s.task) in current else ""
-            lines.append(f"  {s.section} {task_label(rules, s.task)}：回执{s.receipt_no}，{_hm(s.received_at)}收到，"
-                         f"退回原因：{first}{more}{still}")
-        by_done: dict[str, list[Cell]] = {}
-        for c in done:
-            by_done.setdefault(c.section, []).append(c)
-        lines += ["", f"三、已报送（{len(by_done)}个科室，{len(done)}项）"]
-        if not by_done:
-            lines.append("  无")
-        for section in sorted(by_done, key=lambda s: order.index(s) if s in order else len(order)):
-            mine = by_done[section]
-            all_in = len(mine) == sum(1 for c in cells if c.section == section)
-            late_here = [c for c in mine if c.state == "late"]
-            text = f"  {section}：{_tasks(c.task for c in mine)}" + ("（全部报送）" if all_in else "")
-            if late_here:
-                text += f"；其中逾期报送：{_tasks(c.task for c in late_here)}"
-            lines.append(text)
-        lines.append("")
-    if unaddressed:
-        lines.append("四、以下科室在配置文件中没有登记邮箱，今日的提醒未能发出，请另行通知：")
-        for p in unaddressed:
-            what = "报送提醒" if p.kind == "reminder" else "逾期通知"
-            items = "；".join(f"任务{r.task}（{period_label(r.period)}，{_md(r.due)}截止）" for r in p.letter.items)
-            lines.append(f"  {p.section}：{what}，{items}")
-        lines.append("")
-    lines.append("    各科室每项任务的状态可运行 mailbot status --period YYYY-MM 查看。")
-    lines += _closing(mailbox_name, now)
-    return subject, "\n".join(lines) + "\n"
-
-
-def completion_text(rules: Rules, period: str, cells: Sequence[Cell], now: dt.datetime,
-                    mailbox_name: str = "信用监管科", package_day: dt.date | None = None) -> tuple[str, str]:
-    now = bureau_time(now)
-    late = [c for c in cells if c.state == "late"]
-    sections = list(dict.fromkeys(c.section for c in cells))
-    subject = f"【全部报送】{period_label(period)}各科室信用监测材料已全部报送"
-    lines = [f"{mailbox_name}：", "",
-             f"    截至{zh_date(now)}，{len(sections)}个科室承担的{len(cells)}项{period_label(period)}信用监测材料已全部报送并受理："
-             f"按时{len(cells) - len(late)}项，逾期{len(late)}项。"]
-    if late:
-        by: dict[str, list[int]] = {}
-        for c in late:
-            by.setdefault(c.section, []).append(c.task)
-        lines.append("    逾期报送：" + "；".join(f"{s} {_tasks(t)}" for s, t in by.items()) + "。")
-    if package_day is not None:
-        lines.append(f"    月度汇总将于{zh_date(package_day)}自动生成并发送至本邮箱。")
-    lines += _closing(mailbox_name, now)
-    return subject, "\n".join(lines) + "\n"
-
-
-def _rate(value: float | None, num: int, den: int) -> str:
-    return "—（无数据）" if value is None else f"{value * 100:.2f}%（{num}/{den}）"
-
-
-def package_text(rules: Rules, period: str, cells: Sequence[Cell], rates: Any, now: dt.datetime,
-                 mailbox_name: str, xlsx: Path, zipped: Path, *, zip_attached: bool, zip_size: int,
-                 storage: Path | None = None) -> tuple[str, str]:
-    now = bureau_time(now)
-    cells = [c for c in cells if c.state != "not_applicable"]
-    count = {st: sum(1 for c in cells if c.state == st) for st in ("on_time", "late", "missing", "not_due")}
-    subject = f"【月度汇总】{period_label(period)}信用状况监测分析报送材料汇总"
-    where = zipped.parent
-    if storage is not None:
-        try:
-            where = Path(storage.name) / zipped.parent.relative_to(storage)
-        except ValueError:
-            pass
-    lines = [f"{mailbox_name}：", "",
-             f"    {period_label(period)}各科室信用状况监测分析报送材料已汇总（截至{zh_date(now)}），请审核后报送区发改局。", "",
-             f"    1. {package_filename(period)}：目录、报送情况、“双公示”指标和各项任务台账（各科室受理的数据合并，首列为报送科室）；"]
-    if zip_attached:
-        lines.append(f"    2. {zipped.name}：各科室佐证材料，按“科室/任务”分文件夹。")
-    else:
-        lines.append(f"    2. {zipped.name}：各科室佐证材料（{zip_size / 1048576:.1f} MB，超过邮件附件上限，未随信附上），"
-                     f"保存在服务器 {where}/ 目录下。")
-    lines += ["", f"    报送情况：应报{len(cells)}项，按时{count['on_time']}项，逾期{count['late']}项，"
-                  f"未报送{count['missing']}项" + (f"，未到期{count['not_due']}项" if count["not_due"] else "") + "。"]
-    missing: dict[str, list[int]] = {}
-    for c in cells:
-        if c.state in _OWED:
-            missing.setdefault(c.section, []).append(c.task)
-    if missing:
-        lines.append("    未报送：" + "；".join(f"{s} {_tasks(t)}" for s, t in missing.items()) + "。")
-    lines.append(f"    “双公示”：上报率{_rate(rates.report_rate, len(rates.reported_sections), len(rates.responsible_sections))}，"
-                 f"合规率{_rate(rates.compliance_rate, rates.rows_compliant, rates.rows_submitted)}，"
-                 f"及时率{_rate(rates.timeliness_rate, rates.rows_timely, rates.rows_accepted)}。")
-    lines.append(f"    汇总文件同时保存在服务器 {where}/ 目录下。")
-    lines += _closing(mailbox_name, now)
-    return subject, "\n".join(lines) + "\n"

@@ -1,1 +1,6 @@
-"""Every text a person reads: receipts, rejections, reminders, notices, digests, bulletins."""
+"""Every text a person reads, one module per kind of letter, sharing common.py's greeting, closing and task label.
+
+receipt.py: receipts, rejections, quarantine notices; template_letter.py: the blank template on request;
+reminder.py: reminders and overdue notices; digest.py: the digest, "all in" notice and package mail;
+notices.py: the missing-holiday-schedule warning.
+"""

@@ -1,0 +1,111 @@
+"""What every letter shares: the greeting, the closing, a task's label, the Letter value and the RFC 5322 builder."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailbot.dates.zone import zh_date
+from mailbot.intake.screen import BOT_HEADER
+from mailbot.model import Rules
+
+__all__ = ["Letter", "greeting", "closing", "task_label", "mail_domain", "make_message", "XLSX_MIME"]
+
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class Letter:
+    kind: str
+    recipients: tuple[str, ...]
+    subject: str
+    message_id: str          # without angle brackets
+    raw: bytes
+
+
+def greeting(name: str | None) -> str:
+    """'政策法规科：', or '您好：' to a sender whose section is not known."""
+    return f"{name}：" if name else "您好："
+
+
+def closing(mailbox_name: str, day: dt.date | dt.datetime, *, thanks: bool = True,
+            system: str | None = None) -> list[str]:
+    """The lines that end a letter: thanks, the signature, the date, the automatic-mail note.
+
+    `day` a datetime writes its time after the date (receipts and the credit section's own mails
+    have always carried it; reminders pass a date). `thanks` False: the credit section's own
+    digests are not thanked. `system` names the system in the last line where it is not the
+    mailbox's name (receipts have always said 信用监管科 whatever the configured name)."""
+    head = ["", "    感谢您的支持与配合！"] if thanks else []
+    return head + ["", mailbox_name, zh_date(day, weekday=False), "",
+                   f"（本邮件由{system or mailbox_name}邮件受理系统自动发送。）"]
+
+
+def task_label(rules: Rules, number: int | None) -> str:
+    """'任务3（信用修复）'; '任务未识别' where no task was recognised."""
+    if number is None:
+        return "任务未识别"
+    t = rules.task(number)
+    return f"任务{number}（{t.title}）" if t else f"任务{number}"
+
+
+def mail_domain(address: str) -> str:
+    """The domain Message-IDs are made in: the mailbox's own, so they are unique to this bureau."""
+    return address.rsplit("@", 1)[-1] if "@" in address else "mailbot.invalid"
+
+
+def _html_body(plain: str) -> str:
+    lines = []
+    for line in plain.splitlines():
+        esc = html.escape(line)
+        if line.startswith(("回执编号", "受理结果")):
+            esc = f"<b>{esc}</b>"
+        elif line[:2] in ("一、", "二、", "三、"):
+            esc = f"<h3 style=\"margin:12px 0 4px\">{esc}</h3>"
+            lines.append(esc)
+            continue
+        lines.append(esc.replace("  ", "&nbsp;&nbsp;") + "<br>")
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head>"
+            "<body style=\"font-family:'Microsoft YaHei',SimSun,sans-serif;font-size:14px\">"
+            + "\n".join(lines) + "</body></html>")
+
+
+def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: str, plain: str,
+                 message_id: str, now: dt.datetime, in_reply_to: str | None = None,
+                 references: Sequence[str] = (), cc: Sequence[str] = (),
+                 attachments: Sequence[tuple[str, bytes, str]] = (),
+                 auto_submitted: str = "auto-replied") -> bytes:
+    """An RFC 5322 message, UTF-8, plain and HTML, with attachments (name, bytes, mime type)."""
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{message_id}>"
+    threading_lines = b""
+    if in_reply_to:
+        # Written by hand: the email policy folds a long id list into RFC 2047 words, which
+        # breaks threading; here each id may go on its own folded line, as RFC 5322 allows.
+        refs = [r for r in references if r] + ([in_reply_to] if in_reply_to not in references else [])
+        threading_lines = (f"In-Reply-To: <{in_reply_to}>\n"
+                           f"References: {chr(10).join(' ' * (i > 0) + f'<{r}>' for i, r in enumerate(refs))}\n"
+                           ).encode("ascii", "replace")
+    msg["Auto-Submitted"] = auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer our answer
+    msg[BOT_HEADER] = "1"
+    msg.set_content(plain, charset="utf-8")
+    msg.add_alternative(_html_body(plain), subtype="html", charset="utf-8")
+    for name, data, mime in attachments:
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    raw = msg.as_bytes()
+    if threading_lines:
+        at = raw.index(b"\nAuto-Submitted:") + 1
+        raw = raw[:at] + threading_lines + raw[at:]
+    return raw

@@ -1,0 +1,133 @@
+"""The replies to a section's mail: receipt (回执), rejection (退回) and quarantine notice (待确认).
+
+Pure: a Verdict, the incoming message, the receipt number and `now` in; the complete RFC 5322
+bytes out, threaded to the sender's message and marked Auto-Submitted (RFC 3834), with a
+Message-ID derived from the receipt number so that a resend is recognisably the same mail.
+A request for the blank template (索取模板) is answered by template_letter.py.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from mailbot.dates.period import period_label
+from mailbot.dates.zone import zh_time
+from mailbot.model import Incoming, ItemResult, Outcome, Problem, Rules, Verdict
+from mailbot.writing.common import XLSX_MIME, Letter, closing, greeting, mail_domain, make_message, task_label
+from mailbot.writing.template_letter import template_letter
+
+__all__ = ["draft_reply"]
+
+_SUBJECT_TAG = {
+    Outcome.ACCEPTED: "回执",
+    Outcome.PARTIALLY_ACCEPTED: "部分受理",
+    Outcome.REJECTED: "退回",
+    Outcome.QUARANTINED: "待确认",
+}
+_RESULT_ZH = {
+    Outcome.ACCEPTED: "已受理",
+    Outcome.PARTIALLY_ACCEPTED: "部分受理，部分材料需修改后重新报送",
+    Outcome.REJECTED: "未受理，请修改后重新报送",
+    Outcome.QUARANTINED: "已收到，待信用监管科人工确认后受理",
+}
+_KIND = {
+    Outcome.ACCEPTED: "receipt",
+    Outcome.PARTIALLY_ACCEPTED: "receipt",
+    Outcome.REJECTED: "rejection",
+    Outcome.QUARANTINED: "quarantine_notice",
+}
+
+
+def _problem_lines(problems: Sequence[Problem], indent: str) -> list[str]:
+    lines = []
+    for i, p in enumerate(problems, 1):
+        lines.append(f"{indent}（{i}）{p.message}")
+        if p.hint:
+            lines.append(f"{indent}     修改建议：{p.hint}")
+    return lines
+
+
+def _item_heading(rules: Rules, item: ItemResult) -> str:
+    where = f"（{' > '.join(item.origin)}内）" if item.origin else ""
+    parts = [f"《{item.filename}》{where}", task_label(rules, item.task)]
+    if item.period:
+        parts.append(f"报送月份{period_label(item.period)}")
+    if item.status == "accepted" and item.rows:
+        parts.append(f"数据{item.rows}行")
+    return "，".join(parts)
+
+
+def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,
+                received_at: dt.datetime, now: dt.datetime, mailbox_name: str) -> str:
+    out = [greeting(verdict.section), "",
+           f"    {mailbox_name}公务邮箱已于{zh_time(received_at)}收到您的邮件《{incoming.subject or '（无主题）'}》，现回复如下。",
+           "",
+           f"回执编号：{receipt_no}",
+           f"受理结果：{_RESULT_ZH[verdict.outcome]}"]
+    evidence = [e.detail for e in verdict.section_evidence]
+    if evidence:
+        out.append("科室识别：" + "；".join(evidence))
+    if verdict.problems:
+        out += ["", "需要说明的问题："] + _problem_lines(verdict.problems, "  ")
+    accepted = [i for i in verdict.items if i.status == "accepted"]
+    rejected = [i for i in verdict.items if i.status == "rejected"]
+    skipped = [i for i in verdict.items if i.status == "skipped"]
+    n = 0
+    ok_title = "经核对无误的材料（待确认科室后受理）" if verdict.outcome is Outcome.QUARANTINED else "已受理的材料"
+    for title, group in ((ok_title, accepted), ("需修改后重新报送的材料", rejected)):
+        if not group:
+            continue
+        n += 1
+        out += ["", f"{'一二三四'[n - 1]}、{title}（{len(group)}项）"]
+        for k, item in enumerate(group, 1):
+            out.append(f"  {k}. {_item_heading(rules, item)}")
+            if item.evidence:
+                out.append("     识别依据：" + "；".join(e.detail for e in item.evidence))
+            if item.errors:
+                out.append(f"     问题（{len(item.errors)}处）：")
+                out += _problem_lines(item.errors, "     ")
+            if item.warnings:
+                out.append(f"     提示（{len(item.warnings)}条，不影响受理）：")
+                out += _problem_lines(item.warnings, "     ")
+    if skipped:
+        out += ["", "未作为报送材料处理的文件：" + "、".join(f"《{i.filename}》" for i in skipped)
+                + "（邮件正文中的图片或签名等）"]
+    out.append("")
+    if verdict.outcome in (Outcome.REJECTED, Outcome.PARTIALLY_ACCEPTED):
+        out.append("    请按上述问题逐项修改后，直接回复本邮件重新报送；同一科室、同一任务、同一月份重新报送的材料将替代此前的报送。")
+    if verdict.attach_template:
+        out.append("    随信附上本科室本月的报送模板（附件1 信用状况监测分析报送材料模板），请按模板填报。")
+    if verdict.outcome is Outcome.QUARANTINED:
+        out.append("    信用监管科确认后将另行通知受理结果；如发件地址已变更，请告知信用监管科登记。")
+    else:
+        out.append("    如以上识别结果（科室、任务、月份）有误，请直接回复本邮件说明。")
+    # the footer has always named 信用监管科, not the configured mailbox name
+    out += closing(mailbox_name, now, system="信用监管科")
+    return "\n".join(out) + "\n"
+
+
+def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,
+                mailbox_address: str, mailbox_name: str, received_at: dt.datetime,
+                now: dt.datetime, template: tuple[str, bytes] | None = None) -> Letter | None:
+    """The reply to a section's message, or None where no reply is due (ignored mail)."""
+    if not verdict.reply or (verdict.outcome is Outcome.IGNORED and not verdict.template_period):
+        return None
+    to = incoming.reply_to[:1] or ((incoming.from_addr,) if incoming.from_addr else ())
+    if not to:
+        return None
+    if verdict.template_period:
+        return template_letter(verdict, incoming, receipt_no, rules, mailbox_address, mailbox_name,
+                               now, template, to)
+    tag = _SUBJECT_TAG[verdict.outcome]
+    subject = f"【{tag}】{receipt_no} {incoming.subject or '（无主题）'}"
+    kind = _KIND[verdict.outcome]
+    message_id = f"{receipt_no}.{kind}@{mail_domain(mailbox_address)}"
+    plain = _plain_body(verdict, incoming, receipt_no, rules, received_at, now, mailbox_name)
+    atts = []
+    if verdict.attach_template and template:
+        atts.append((template[0], template[1], XLSX_MIME))
+    raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=to, subject=subject,
+                       plain=plain, message_id=message_id, now=now,
+                       in_reply_to=incoming.message_id or None, references=incoming.references,
+                       attachments=atts)
+    return Letter(kind, tuple(to), subject, message_id, raw)
