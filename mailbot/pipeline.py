@@ -1,4 +1,4 @@
-"""The intake pipeline, top to bottom: fetch → archive → parse → screen → classify → validate → store → reply.
+"""The intake, top to bottom: fetch → archive → parse → screen → examine → classify → validate → judge → store → reply.
 
 `process()` is the only function with side effects: it archives the raw bytes first, runs the
 pure `decide()`, and records the verdict and the drafted reply in one transaction. A message
@@ -13,31 +13,20 @@ import json
 import logging
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from mailbot.intake import classify
-from mailbot.dates import deadlines
-from mailbot.intake import filetype
-from mailbot.writing.receipt import draft_reply
-from mailbot.intake import parse
-from mailbot.intake import screen
-from mailbot.intake import validate
-from mailbot.intake import workbook
-from mailbot.failpoints import failpoint
-from mailbot.model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Rules,
-                    Severity, Verdict)
 from mailbot.dates.workdays import WorkCalendar
-from mailbot.dates.period import period_label
 from mailbot.dates.zone import bureau_time
+from mailbot.failpoints import failpoint
+from mailbot.intake import classify, judge, parse, screen
+from mailbot.intake.examine import Examined, cover_value, examine, looks_like_submission, validate_task
+from mailbot.model import Classification, Evidence, Incoming, ItemResult, Outcome, Rules, Verdict
+from mailbot.writing.receipt import draft_reply
 
-__all__ = ["Intake", "Examined", "decide", "process", "Processed"]
+__all__ = ["Intake", "decide", "process", "Processed"]
 
 log = logging.getLogger("mailbot.pipeline")
-
-# Problems after which the blank template is the most useful thing to send back.
-_TEMPLATE_HELPS = {"missing-sheet", "missing-column", "task-unknown", "no-attachment", "empty-sheet",
-                   "wrong-file-kind", "task-ambiguous"}
 
 
 @dataclass(frozen=True)
@@ -55,106 +44,7 @@ class Intake:
         return self.address_sections.get(address.strip().lower())
 
 
-@dataclass(frozen=True)
-class Examined:
-    """One file after sniffing and reading: what it is and what its workbook shows."""
-    attachment: Attachment
-    sha256: str
-    kind: FileKind
-    description: str
-    workbook: Any = None                      # model.Workbook
-    matches: tuple[Any, ...] = ()             # validate.SheetMatch
-    cover: dict[str, Any] = field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()
-
-
 # ---------------------------------------------------------------- the pure part
-
-def examine(att: Attachment, rules: Rules) -> Examined:
-    """Sniff the real type and, for a workbook, read it and find its template sheets and cover."""
-    sha = hashlib.sha256(att.content).hexdigest()
-    if att.problems:
-        return Examined(att, sha, FileKind.UNKNOWN, "", problems=att.problems)
-    kind, desc = filetype.sniff(att.content, att.filename)
-    problems: list[Problem] = []
-    note = filetype.mismatch(kind, att.filename)
-    if kind in (FileKind.XLSM, FileKind.ENCRYPTED):
-        # reading them yields the precise refusal (macros, password) with how to fix it
-        try:
-            workbook.read_workbook(att.content, kind)
-        except workbook.WorkbookError as e:
-            return Examined(att, sha, kind, desc, problems=(e.problem,))
-    if not kind.is_workbook:
-        return Examined(att, sha, kind, desc, problems=tuple(problems))
-    try:
-        wb = workbook.read_workbook(att.content, kind)
-    except workbook.WorkbookError as e:
-        return Examined(att, sha, kind, desc, problems=(e.problem,))
-    if note:
-        problems.append(Problem("extension-mismatch", f"文件'{att.filename}'：{note}", Severity.WARNING))
-    matches = tuple(validate.match_sheets(wb, rules.sheets))
-    cover = validate.read_cover(wb, rules.cover)
-    return Examined(att, sha, kind, desc, wb, matches, cover, tuple(problems))
-
-
-def _looks_like_submission(files: Sequence[Examined], subject: str, rules: Rules) -> bool:
-    return any(f.matches or f.cover for f in files) or bool(
-        classify.find_tasks(subject, rules) or any(classify.find_tasks(f.attachment.filename, rules) for f in files))
-
-
-def _cover_value(cover: dict[str, Any], name: str) -> tuple[Any, str] | None:
-    v = cover.get(name)
-    if v is None:
-        return None
-    return getattr(v, "value", v), getattr(v, "cell", "")
-
-
-def _kind_problem(f: Examined, task_no: int, rules: Rules) -> Problem | None:
-    task = rules.task(task_no)
-    if task is None or f.kind.value in task.file_kinds:
-        return None
-    if f.kind in (FileKind.EXECUTABLE, FileKind.XLSM, FileKind.ENCRYPTED, FileKind.UNKNOWN):
-        what = f.description or "无法识别的文件"
-    else:
-        what = f.description or f.kind.value
-    allowed = "、".join(filetype.describe(FileKind(k)) for k in task.file_kinds)
-    mism = filetype.mismatch(f.kind, f.attachment.filename)
-    return Problem("wrong-file-kind",
-                   f"文件'{f.attachment.filename}'实为{what}" + (f"（{mism}）" if mism else "") +
-                   f"，不是任务{task_no}受理的文件类型",
-                   hint=f"任务{task_no}受理的文件类型为：{allowed}。")
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (dt.date, dt.datetime)):
-        return v.isoformat()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
-
-
-def _validate_task(f: Examined, task_no: int, rules: Rules, calendar: WorkCalendar
-                   ) -> tuple[list[Problem], int, dict[str, Any], tuple[str, ...]]:
-    """Check the sheets of one task in one workbook: problems, row count, the rows, sheet names."""
-    task = rules.task(task_no)
-    matches = [m for m in f.matches if m.spec.task == task_no]
-    if not matches:
-        names = "、".join(f"'{t.name}'" for t in f.workbook.tables) or "无"
-        expected = "、".join(f"'{s}'" for s in (task.sheets if task else ()))
-        return [Problem("missing-sheet",
-                        f"工作簿'{f.attachment.filename}'中未找到任务{task_no}的工作表{expected}（现有工作表：{names}）",
-                        hint="请使用随信附上的模板填报，保留模板中的工作表名称和表头。")], 0, {}, ()
-    problems: list[Problem] = []
-    rows, data, sheets = 0, {}, []
-    tables = {t.name: t for t in f.workbook.tables}
-    for m in matches:
-        report = validate.check_sheet(m, tables[m.table], calendar)
-        problems += report.problems
-        rows += report.rows
-        data[m.table] = [{k: _jsonable(v) for k, v in r.items()} for r in report.data]
-        sheets.append(m.table)
-    return problems, rows, data, tuple(sheets)
-
 
 def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
            prior: Sequence[Any] = (), section_override: str | None = None) -> Verdict:
@@ -163,109 +53,80 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
     `prior` lists earlier submissions of the same files (store.PriorSubmission), for the plan's
     严禁弄虚作假: the same file sent again for another month is flagged.
     """
-    rules = intake.rules
-    screened = screen.screen(incoming, intake.own_addresses)
-    if screened:
-        return Verdict(Outcome.IGNORED, f"{screened.code}: {screened.reason}", None, reply=False)
-
+    rules, received = intake.rules, received_at.date()
+    if screened := screen.screen(incoming, intake.own_addresses):
+        return judge.ignore(f"{screened.code}: {screened.reason}")
     files = [examine(a, rules) for a in incoming.attachments if not a.inline]
-    skipped = [a for a in incoming.attachments if a.inline]
-    cover_sections = [str(v[0]) for f in files if (v := _cover_value(f.cover, "报送科室")) and v[0]]
+    decision = _section(incoming, intake, files, section_override)
+    if decision.section is None and not looks_like_submission(files, incoming.subject, rules):
+        return judge.ignore(f"unregistered sender {incoming.from_addr or '(none)'}; "
+                            "nothing in the message resembles a submission")
+    if not files:
+        return judge.without_files(incoming.subject, decision, rules, received)
+    items = _items(files, incoming.subject, intake, decision.section, received, prior)
+    items += [judge.skipped(a) for a in incoming.attachments if a.inline]
+    outcome, reason = judge.outcome(items, decision)
+    return Verdict(outcome, reason, decision.section, decision.evidence, tuple(items),
+                   judge.message_problems(decision), attach_template=judge.attach_template(items, decision))
+
+
+def _section(incoming: Incoming, intake: Intake, files: Sequence[Examined],
+             section_override: str | None) -> classify.SectionDecision:
     if section_override:
         # a person of the credit section confirmed it: their word settles the section
-        decision = classify.SectionDecision(section_override, (Evidence(
+        return classify.SectionDecision(section_override, (Evidence(
             "section", section_override, "person", f"经信用监管科人工确认为{section_override}"),))
-    else:
-        decision = classify.decide_section(incoming.from_addr, intake.section_of(incoming.from_addr),
-                                           cover_sections, rules)
-    if decision.section is None and not _looks_like_submission(files, incoming.subject, rules):
-        return Verdict(Outcome.IGNORED, f"unregistered sender {incoming.from_addr or '(none)'}; "
-                       "nothing in the message resembles a submission", None, reply=False)
+    covers = [str(v[0]) for f in files if (v := cover_value(f.cover, "报送科室")) and v[0]]
+    return classify.decide_section(incoming.from_addr, intake.section_of(incoming.from_addr), covers, intake.rules)
 
-    received = received_at.date()
-    if not files and decision.section and not decision.quarantine and any(
-            w in incoming.subject for w in rules.template_requests):
-        periods = classify.find_periods(incoming.subject, received)
-        period = periods[0][0] if len(periods) == 1 else f"{received.year:04d}-{received.month:02d}"
-        return Verdict(Outcome.IGNORED, f"template request: blank template for {period} sent back",
-                       decision.section, decision.evidence, reply=True, attach_template=True,
-                       template_period=period)
-    if not files:
-        return Verdict(Outcome.REJECTED if not decision.quarantine else Outcome.QUARANTINED,
-                       "no attachment", decision.section, decision.evidence,
-                       problems=(Problem("no-attachment",
-                                         "邮件中未找到附件，本次未能受理任何材料",
-                                         hint="请将本月报送材料（按附件1模板填报的工作簿及佐证材料）作为附件发送；"
-                                              "如附件较大，请压缩后发送或分多封邮件发送。"),),
-                       attach_template=decision.section is not None)
 
-    by_sha = {p.sha256: p for p in prior} if prior else {}
+def _items(files: Sequence[Examined], subject: str, intake: Intake, section: str | None,
+           received: dt.date, prior: Sequence[Any]) -> list[ItemResult]:
+    """One item per (file, task): classified, validated, judged."""
+    by_sha = {p.sha256: p for p in prior or ()}
+    siblings: list[int] = []
     items: list[ItemResult] = []
     # workbooks first: a photo sent beside its workbook takes the workbook's task
-    ordered = sorted(files, key=lambda f: 0 if f.matches else 1)
-    sibling_tasks: list[int] = []
-    for f in ordered:
-        att = f.attachment
-        cover_p = None
-        if (cv := _cover_value(f.cover, "报送月份")) and (p := classify.period_of_value(cv[0], received)):
-            cover_p = (p, cv[1])
-        classes = classify.classify_file(
-            filename=att.filename, kind=f.kind,
-            sheet_tasks=[(m.spec.task, m.table) for m in f.matches],
-            cover_period=cover_p, subject=incoming.subject, received=received, rules=rules,
-            sibling_tasks=sibling_tasks)
-        for c in classes:
-            problems = list(f.problems) + list(c.problems)
-            rows, data, sheets = 0, {}, ()
-            if c.task is not None:
-                if f.matches:
-                    sibling_tasks.append(c.task)
-                if (kp := _kind_problem(f, c.task, rules)) and not f.problems:
-                    problems.append(kp)
-                elif f.workbook is not None and not any(p.is_error for p in f.problems):
-                    more, rows, data, sheets = _validate_task(f, c.task, rules, intake.calendar)
-                    problems += more
-                if decision.section and decision.section not in rules.task(c.task).sections:
-                    owners = "、".join(rules.task(c.task).sections)
-                    problems.append(Problem(
-                        "task-not-assigned",
-                        f"任务{c.task}（{rules.task(c.task).title}）的责任单位为{owners}，不含{decision.section}",
-                        hint="请确认所报任务；如确需代报，请在邮件正文中说明并由信用监管科确认。"))
-            if (prev := by_sha.get(f.sha256)) and c.period and prev.period != c.period:
-                problems.append(Problem(
-                    "same-file-other-period",
-                    f"文件'{att.filename}'与{period_label(prev.period)}已报送的材料（回执编号{prev.receipt_no}）完全相同",
-                    Severity.WARNING,
-                    hint="请核实是否误发了往月材料；各科室对所报数据、材料的真实性负责，严禁弄虚作假。"))
-            task = rules.task(c.task) if c.task else None
-            due = deadlines.monthly_due(task, c.period) if task and c.period else None
-            status = "rejected" if any(p.is_error for p in problems) or c.task is None else "accepted"
-            items.append(ItemResult(
-                filename=att.filename, kind=f.kind, sha256=f.sha256, task=c.task, period=c.period,
-                status=status, problems=tuple(problems), evidence=c.evidence, rows=rows, sheets=sheets,
-                origin=att.origin, data=data, due=due,
-                on_time=deadlines.is_on_time(due, received) if status == "accepted" else None))
-    for a in skipped:
-        items.append(ItemResult(a.filename, FileKind.UNKNOWN, hashlib.sha256(a.content).hexdigest(),
-                                None, None, "skipped", origin=a.origin))
+    for f in sorted(files, key=lambda f: 0 if f.matches else 1):
+        classes = _classify(f, subject, received, intake.rules, siblings)
+        if f.matches:
+            siblings += [c.task for c in classes if c.task is not None]
+        items += [_item(f, c, intake, section, received, by_sha.get(f.sha256)) for c in classes]
+    return items
 
-    counted = [i for i in items if i.status != "skipped"]
-    accepted = sum(i.status == "accepted" for i in counted)
-    if decision.quarantine:
-        outcome, reason = Outcome.QUARANTINED, decision.quarantine
-    elif accepted == len(counted) and counted:
-        outcome, reason = Outcome.ACCEPTED, f"{accepted} item(s) accepted"
-    elif accepted:
-        outcome, reason = Outcome.PARTIALLY_ACCEPTED, f"{accepted} of {len(counted)} item(s) accepted"
-    else:
-        outcome, reason = Outcome.REJECTED, f"all {len(counted)} item(s) rejected"
-    problems = ()
-    if decision.quarantine_zh:
-        problems = (Problem("section-unconfirmed", decision.quarantine_zh),)
-    attach = decision.section is not None and any(
-        p.code in _TEMPLATE_HELPS for i in counted if i.status == "rejected" for p in i.problems)
-    return Verdict(outcome, reason, decision.section, decision.evidence, tuple(items), problems,
-                   attach_template=attach)
+
+def _classify(f: Examined, subject: str, received: dt.date, rules: Rules,
+              siblings: Sequence[int]) -> list[Classification]:
+    cover_p = None
+    if (cv := cover_value(f.cover, "报送月份")) and (p := classify.period_of_value(cv[0], received)):
+        cover_p = (p, cv[1])
+    return classify.classify_file(
+        filename=f.attachment.filename, kind=f.kind, sheet_tasks=[(m.spec.task, m.table) for m in f.matches],
+        cover_period=cover_p, subject=subject, received=received, rules=rules, sibling_tasks=siblings)
+
+
+def _item(f: Examined, c: Classification, intake: Intake, section: str | None, received: dt.date,
+          prev: Any) -> ItemResult:
+    rules, att = intake.rules, f.attachment
+    problems = [*f.problems, *c.problems]
+    rows, data, sheets = 0, {}, ()
+    if c.task is not None:
+        # a file examine() already refused keeps that precise refusal, not a generic wrong kind
+        wrong_kind = None if f.problems else judge.kind_problem(f.kind, f.description, att.filename, c.task, rules)
+        if wrong_kind:
+            problems.append(wrong_kind)
+        elif f.workbook is not None and not any(p.is_error for p in f.problems):
+            more, rows, data, sheets = validate_task(f, c.task, rules, intake.calendar)
+            problems += more
+        if p := judge.not_assigned(c.task, section, rules):
+            problems.append(p)
+    if p := judge.same_file_other_period(att.filename, prev, c.period):
+        problems.append(p)
+    status = judge.item_status(problems, c.task)
+    due, on_time = judge.deadline(c.task, c.period, status, received, rules)
+    return ItemResult(filename=att.filename, kind=f.kind, sha256=f.sha256, task=c.task, period=c.period,
+                      status=status, problems=tuple(problems), evidence=c.evidence, rows=rows, sheets=sheets,
+                      origin=att.origin, data=data, due=due, on_time=on_time)
 
 
 # ---------------------------------------------------------------- the part with side effects

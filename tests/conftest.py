@@ -6,16 +6,35 @@ by not testing.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = ROOT.parent / "shared"
 POSTGRES_ADMIN_URL = os.environ.get("MAILBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+CASES = sorted((DATA / "cases").glob("*.eml"))     # tests/data/cases/README.md
+
+
+def case_expectation(eml: Path) -> dict:
+    """A case's NAME.yaml, its `received` an aware datetime (the scenario's default where absent)."""
+    expected = yaml.safe_load(eml.with_suffix(".yaml").read_text(encoding="utf-8"))
+    received = expected.get("received", "2026-11-20T10:00:00+08:00")
+    expected["received"] = received if isinstance(received, dt.datetime) else dt.datetime.fromisoformat(received)
+    return expected
+
+
+def case_items(items) -> list[tuple]:
+    """Items as (file, task, period, status, error codes, warning codes), skipped ones left out, in
+    one order: a case's expected items and the decided ones (dicts with the JSON output's keys) compare equal."""
+    return sorted(((i["filename"], i["task"], str(i["period"]) if i.get("period") else None, i["status"],
+                    sorted(i.get("error_codes", [])), sorted(i.get("warning_codes", [])))
+                   for i in items if i["status"] != "skipped"), key=str)
 
 
 def need(reason: str):
