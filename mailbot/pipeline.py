@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mailbot.dates.workdays import WorkCalendar
+from mailbot.dates.period import period_of
 from mailbot.dates.zone import bureau_time
 from mailbot.failpoints import failpoint
 from mailbot.intake import classify, judge, parse, screen
@@ -158,7 +159,7 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
     from mailbot.store.core import OutgoingMail
     template = None
     if verdict.attach_template and verdict.section and template_for is not None:
-        template = template_for(verdict.section, _period_for_template(verdict, received_at.date()))
+        template = template_for(verdict.section, _period_for_template(verdict, incoming.subject, received_at.date()))
 
     def outbox(receipt_no: str) -> list[Any]:
         letter = draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
@@ -185,13 +186,18 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
     return verdict
 
 
-def _period_for_template(verdict: Verdict, received: dt.date) -> str:
+def _period_for_template(verdict: Verdict, subject: str, received: dt.date) -> str:
+    """The month the answer is about, not the month it is written in: a November ledger rejected on
+    3 December gets November's template (its items' month, else the one month its subject names)."""
     if verdict.template_period:
         return verdict.template_period
     for i in verdict.items:
         if i.period:
             return i.period
-    return f"{received.year:04d}-{received.month:02d}"
+    named = classify.find_periods(subject, received)
+    if len(named) == 1:
+        return named[0][0]
+    return period_of(received)
 
 
 def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at: dt.datetime,

@@ -155,3 +155,16 @@ def test_the_template_goes_back_only_where_it_helps():
     assert not judge.attach_template([_item("rejected", "missing-column")], SectionDecision(None, ()))
     assert judge.message_problems(UNCONFIRMED)[0].code == "section-unconfirmed"
     assert judge.message_problems(KNOWN) == ()
+
+
+def test_the_template_sent_back_is_for_the_month_answered_not_the_month_it_is(intake):
+    from mailbot.intake.parse import parse_message
+    from mailbot.pipeline import _period_for_template, decide
+    raw = ("From: fagui@cqscjg.example.cn\r\nTo: xyjgk@cqscjg.example.cn\r\nSubject: 2026年11月信用监测材料\r\n"
+           "Message-ID: <nov@x>\r\nDate: Thu, 3 Dec 2026 09:00:00 +0800\r\n\r\n见附件。\r\n").encode("utf-8")
+    incoming = parse_message(raw)
+    received = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    verdict = decide(incoming, intake, received)
+    assert verdict.outcome.value == "rejected" and verdict.attach_template
+    assert _period_for_template(verdict, incoming.subject, received.date()) == "2026-11"
+    assert _period_for_template(verdict, "材料", received.date()) == "2026-12"

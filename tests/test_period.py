@@ -57,3 +57,12 @@ def test_no_module_outside_dates_writes_the_offset_or_a_month_label_by_hand():
         if "hours=8" in text or re.search(r"年\{[^}]*\}月", text) or re.search(r"def parse_period\b", text):
             offenders.append(str(f.relative_to(MAILBOT)))
     assert offenders == []
+
+
+def test_global_options_are_taken_before_or_after_the_subcommand():
+    from mailbot.app.cli import build_parser
+    p = build_parser()
+    a = p.parse_args(["--config", "a.yaml", "quarantine", "list"])
+    b = p.parse_args(["quarantine", "list", "--config", "b.yaml", "-v"])
+    c = p.parse_args(["status", "--period", "2026年11月"])
+    assert a.config == "a.yaml" and b.config == "b.yaml" and b.verbose and c.config is None

@@ -191,3 +191,15 @@ def test_rows_follow_the_rules_order(rules, cal):
     assert [c.section for c in cells[:: len(rules.tasks)]] == [s.id for s in rules.sections]
     assert all(isinstance(c, Cell) for c in cells)
     assert {c.state for c in cells} == {"not_due", "not_applicable"}
+
+
+def test_months_before_tracking_since_are_not_applicable(rules):
+    from mailbot.duties.status import status_matrix, year_score
+    before = status_matrix(rules, "2026-10", [], dt.date(2026, 12, 3), tracking_since="2026-11")
+    assert {c.state for c in before} == {"not_applicable"}
+    after = status_matrix(rules, "2026-11", [], dt.date(2026, 12, 3), tracking_since="2026-11")
+    assert "missing" in {c.state for c in after}
+    rows = year_score(rules, 2026, {}, today=dt.date(2026, 12, 3), tracking_since="2026-11")
+    full = year_score(rules, 2026, {}, today=dt.date(2026, 12, 3))
+    # only November's deadlines count against the sections, not the ten months before mailbot
+    assert sum(r.missing for r in rows) < sum(r.missing for r in full) / 5 and sum(r.missing for r in rows) > 0

@@ -114,7 +114,7 @@ def cmd_template(args) -> int:
     if rules.section(args.section) is None:
         raise UsageError(f"unknown section {args.section!r}; known: {', '.join(s.id for s in rules.sections)}")
     try:
-        write_template(rules, rules.section(args.section).id, args.period, args.out)
+        write_template(rules, rules.section(args.section).id, _period(args.period), args.out)
     except (KeyError, ValueError) as e:
         raise UsageError(str(e)) from None
     print(f"wrote {args.out}")
@@ -423,12 +423,12 @@ def _now(args, config) -> dt.datetime:
 
 
 def _period(text: str) -> str:
-    from mailbot.dates.period import parse_period
+    """--period in any form a clerk writes (2026-11, 2026年11月, 202611), as data writes it: '2026-11'."""
+    from mailbot.dates.period import Period
     try:
-        parse_period(text)
+        return str(Period.parse(text))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return text
 
 
 def _color() -> bool:
@@ -681,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("template", help="write the blank Annex 1 template for a section and month")
     t.add_argument("--section", required=True, help="section id or alias, e.g. 政策法规科")
-    t.add_argument("--period", required=True, help="YYYY-MM")
+    t.add_argument("--period", required=True, help="the month: 2026-11, 2026年11月 or 202611")
     t.add_argument("--out", required=True, help="output .xlsx file")
     t.add_argument("--rules", help="rules folder")
     t.set_defaults(func=cmd_template)
@@ -718,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     dl = sub.add_parser("deadlines", help="every deadline of a month (task, section, due date)")
-    dl.add_argument("--period", required=True, help="YYYY-MM")
+    dl.add_argument("--period", required=True, help="the month: 2026-11, 2026年11月 or 202611")
     dl.add_argument("--json", action="store_true", help='one {"task", "section", "period", "due"} per line')
     dl.add_argument("--rules", help="rules folder (default: the config's, else the project's rules/)")
     dl.set_defaults(func=cmd_deadlines)
@@ -730,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     du.set_defaults(func=cmd_due)
 
     stt = sub.add_parser("status", help="sections by tasks for a month: on_time, late, missing, not_due, not_applicable")
-    stt.add_argument("--period", required=True, help="YYYY-MM")
+    stt.add_argument("--period", required=True, help="the month: 2026-11, 2026年11月 or 202611")
     stt.add_argument("--json", action="store_true", help='one {"section", "task", "period", "state", "submitted_at"} per line')
     stt.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
     stt.set_defaults(func=cmd_status)
@@ -743,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.set_defaults(func=cmd_remind)
 
     sm = sub.add_parser("summary", help="the monthly package for 区发改局, with the evidence zip beside it")
-    sm.add_argument("--period", required=True, help="YYYY-MM")
+    sm.add_argument("--period", required=True, help="the month: 2026-11, 2026年11月 or 202611")
     sm.add_argument("--out", required=True, help="the package workbook (.xlsx); the zip is written in its folder")
     sm.add_argument("--send", action="store_true", help="also mail both to the credit section")
     sm.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
@@ -777,7 +777,20 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("id", type=int, help="failure id (see quarantine list)")
     qr.add_argument("--json", action="store_true")
     qr.set_defaults(func=cmd_quarantine_retry)
+    _accept_global_options_anywhere(p)
     return p
+
+
+def _accept_global_options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`mailbot status --config F` as well as `mailbot --config F status`: every subcommand takes the
+    global options too (SUPPRESS: one given before the subcommand is not reset by the subparser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                help=argparse.SUPPRESS)
+                _accept_global_options_anywhere(sp)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,7 @@ class Config:
     poll_interval: int = 60
     outbox_interval: int = 30
     max_silence: int = 900
+    tracking_since: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def section_of_address(self, address: str) -> str | None:
@@ -112,6 +113,15 @@ def _bool(v, key, issues):
         issues.append(f"{key}: expected true or false, got {v!r}")
         return None
     return v
+
+
+def _period(v: Any, key: str, issues: list[str]) -> str | None:
+    from mailbot.dates.period import Period
+    try:
+        return str(Period.parse(str(v)))
+    except ValueError as e:
+        issues.append(f"{key}: {e}")
+        return None
 
 
 def _positive(v, key, issues):
@@ -208,6 +218,7 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
     "poll_interval": (_positive, 60, "seconds between polls; a poll runs even under IDLE"),
     "outbox_interval": (_positive, 30, "seconds between outbox deliveries"),
     "max_silence": (_positive, 900, "seconds without a successful poll before `mailbot health` fails"),
+    "tracking_since": (_period, None, "YYYY-MM: the first month mailbot collects; earlier months are 不适用 in status and score"),
 }
 _REQUIRED = ("mailbox_address", "credit_section", "sections")
 
@@ -331,6 +342,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         poll_interval=vals["poll_interval"],
         outbox_interval=vals["outbox_interval"],
         max_silence=vals["max_silence"],
+        tracking_since=vals["tracking_since"],
     )
 
 

@@ -210,7 +210,8 @@ class Office:
 
     def status(self, period: str, now: dt.datetime, subs: Sequence[StoredSubmission] | None = None) -> list[Cell]:
         subs = self.submissions(period, now) if subs is None else subs
-        return status_matrix(self.rules, period, subs, now, self.calendar, shift=self.shift)
+        return status_matrix(self.rules, period, subs, now, self.calendar, shift=self.shift,
+                             tracking_since=self.config.tracking_since)
 
     # ------------------------------------------------------------ reminders and overdue notices
 
@@ -461,5 +462,6 @@ class Office:
         now = bureau_time(now)
         subs = {f"{year:04d}-{m:02d}": self.submissions(f"{year:04d}-{m:02d}", now) for m in range(1, 13)}
         today = dt.date(year + 1, 1, 1) if now.year > year else now.date()
-        rows = year_score(self.rules, year, subs, self.calendar, today=today, shift=self.shift)
+        rows = year_score(self.rules, year, subs, self.calendar, today=today, shift=self.shift,
+                          tracking_since=self.config.tracking_since)
         return rows, build_score(self.rules, year, rows, generated_at=now)

@@ -35,7 +35,7 @@ from mailbot.dates.deadlines import Due, deadlines_for_period, is_on_time, is_pa
 from mailbot.model import Rules
 from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.zone import bureau_date, bureau_time, iso
-from mailbot.dates.period import parse_period
+from mailbot.dates.period import Period, parse_period
 from mailbot.dates.period import month_label
 from mailbot.dates.zone import zh_date
 
@@ -169,13 +169,17 @@ def _cell(section: str, task: int, period: str, dues: Sequence[Due], subs: Seque
 
 def status_matrix(rules: Rules, period: str, submissions: Iterable[SubmissionLike],
                   today: dt.date | dt.datetime, calendar: WorkCalendar | None = None, *,
-                  shift: str | None = None) -> list[Cell]:
+                  shift: str | None = None, tracking_since: str | None = None) -> list[Cell]:
     """One cell per section (as rules/sections.yaml lists them) and task (1..11) for `period`.
 
     `submissions` may be current ones only (store default) or all of them (current_only=False):
     rejected and superseded ones are told apart here. Submissions of other periods, and any
-    received after `today` (a matrix as it stood that day), are ignored."""
+    received after `today` (a matrix as it stood that day), are ignored. A month before
+    `tracking_since` (the config's; mailbot was not collecting then) is not_applicable throughout."""
     parse_period(period)
+    if tracking_since and Period.parse(period) < Period.parse(tracking_since):
+        return [Cell(s.id, t.number, period, "not_applicable")
+                for s in rules.sections for t in sorted(rules.tasks, key=lambda t: t.number)]
     today = bureau_date(today)
     dues: dict[tuple[str, int], list[Due]] = {}
     for d in deadlines_for_period(rules, period, calendar, shift=shift):
@@ -277,7 +281,7 @@ def yearly_counts(rules: Rules, year: int,
 
 def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iterable[SubmissionLike]],
                calendar: WorkCalendar | None = None, *, today: dt.date | dt.datetime | None = None,
-               shift: str | None = None) -> list[ScoreRow]:
+               shift: str | None = None, tracking_since: str | None = None) -> list[ScoreRow]:
     """Per section and task it answers for: periods due, on time, late, missing, rejected first time.
 
     Pass every submission (store.submissions(current_only=False)) so that rejected first answers
@@ -290,7 +294,7 @@ def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iter
         period = f"{year:04d}-{month:02d}"
         subs = subs_by.get(period, [])
         grouped = _group((s for s in subs if bureau_time(s.received_at).date() <= today), period)
-        for c in status_matrix(rules, period, subs, today, calendar, shift=shift):
+        for c in status_matrix(rules, period, subs, today, calendar, shift=shift, tracking_since=tracking_since):
             if c.state == "not_applicable":
                 continue
             t = tally.setdefault((c.section, c.task), dict.fromkeys(STATES, 0) | {"rejected_first_time": 0})
