@@ -102,3 +102,19 @@ def test_long_message_ids_are_not_folded_into_encoded_words(rules):
                          rules=rules, mailbox_address="a@b.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
     assert f"In-Reply-To: <{long_id}>".encode() in letter.raw
     assert parse(letter)["References"] == f"<{long_id}>"
+
+
+@pytest.mark.parametrize("received, due, on_time, says", [
+    (dt.datetime(2026, 11, 20, 10, 0, tzinfo=NOW.tzinfo), dt.date(2026, 11, 25), True, "本次按时报送"),
+    (dt.datetime(2026, 11, 28, 10, 0, tzinfo=NOW.tzinfo), dt.date(2026, 11, 25), False, "逾期3天，记为逾期报送"),
+    (dt.datetime(2026, 10, 3, 9, 0, tzinfo=NOW.tzinfo), dt.datetime(2026, 10, 2, 15, 0, tzinfo=NOW.tzinfo), False,
+     "逾期18小时"),
+])
+def test_a_receipt_says_whether_it_came_on_time_and_by_how_much_it_is_late(rules, received, due, on_time, says):
+    from dataclasses import replace
+    v = Verdict(Outcome.ACCEPTED, "1 item(s) accepted", "政策法规科", SECTION_EV,
+                (replace(item(), due=due, on_time=on_time),))
+    letter = draft_reply(verdict=v, incoming=incoming(), receipt_no="XY20261120-00001", rules=rules,
+                         mailbox_address="xyjgk@x.cn", mailbox_name="信用监管科", received_at=received, now=received)
+    text = parse(letter).get_body(("plain",)).get_content()
+    assert says in text and "报送时限：" in text

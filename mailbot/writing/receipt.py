@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from mailbot.dates.period import period_label
-from mailbot.dates.zone import zh_time
+from mailbot.dates.zone import bureau_date, bureau_time, zh_date, zh_time
 from mailbot.model import Incoming, ItemResult, Outcome, Problem, Rules, Verdict
 from mailbot.writing.common import XLSX_MIME, Letter, closing, greeting, mail_domain, make_message, task_label
 from mailbot.writing.template_letter import template_letter
@@ -57,6 +57,22 @@ def _item_heading(rules: Rules, item: ItemResult) -> str:
     return "，".join(parts)
 
 
+def _timing(item: ItemResult, received_at: dt.datetime) -> str | None:
+    """On time or late, said plainly for an accepted item with a deadline: the 定期通报 counts it so."""
+    if item.status != "accepted" or item.due is None or item.on_time is None:
+        return None
+    due = item.due.date() if isinstance(item.due, dt.datetime) else item.due
+    if item.on_time:
+        return f"报送时限：{zh_date(item.due, weekday=False)}前，本次按时报送。"
+    if isinstance(item.due, dt.datetime):
+        hours = max(1, int((bureau_time(received_at) - bureau_time(item.due)).total_seconds() // 3600))
+        by = f"{hours}小时" if hours < 48 else f"{hours // 24}天"
+    else:
+        by = f"{max(1, (bureau_date(received_at) - due).days)}天"
+    return (f"报送时限：{zh_date(item.due, weekday=False)}前；本次于{zh_time(received_at)}收到，"
+            f"逾期{by}，记为逾期报送。")
+
+
 def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,
                 received_at: dt.datetime, now: dt.datetime, mailbox_name: str) -> str:
     out = [greeting(verdict.section), "",
@@ -83,6 +99,8 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
             out.append(f"  {k}. {_item_heading(rules, item)}")
             if item.evidence:
                 out.append("     识别依据：" + "；".join(e.detail for e in item.evidence))
+            if (timing := _timing(item, received_at)) is not None:
+                out.append(f"     {timing}")
             if item.errors:
                 out.append(f"     问题（{len(item.errors)}处）：")
                 out += _problem_lines(item.errors, "     ")
