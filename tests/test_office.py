@@ -139,7 +139,7 @@ def test_status_json_and_table(capsys, sample, monkeypatch):
     at = {(r["section"], r["task"]): r for r in rows}
     assert at[("政策法规科", 3)] == {"section": "政策法规科", "task": 3, "period": "2026-11", "state": "on_time",
                                   "submitted_at": "2026-11-20T10:00:00+08:00"}
-    assert at[("食品流通科", 8)]["state"] == "missing" and at[("食品流通科", 8)]["submitted_at"] is None   # rejected
+    assert at[("食品流通科", 8)]["state"] == "rejected" and at[("食品流通科", 8)]["submitted_at"] is None
     assert at[("办公室", 9)]["state"] == "not_due" and at[("办公室", 1)]["state"] == "not_applicable"
     # as it stood on the 20th at 09:00, before the mail came in
     early = {(r["section"], r["task"]): r["state"] for r in lines(
@@ -213,7 +213,7 @@ def test_summary_writes_the_package_and_the_zip(capsys, sample, tmp_path):
     wb = openpyxl.load_workbook(out_file)
     assert wb.sheetnames[:3] == ["目录", STATUS_SHEET, "双公示指标"] and "双公示台账" in wb.sheetnames
     rows = {r[0]: r[1:] for r in wb[STATUS_SHEET].iter_rows(min_row=3, max_row=13, values_only=True)}
-    assert rows["政策法规科"][2] == "按时" and rows["办公室"][8] == "未报送"
+    assert rows["政策法规科"][2] == "按时报送" and rows["办公室"][8] == "未报送"
     with zipfile.ZipFile(zipped) as z:
         assert any(n.startswith("政策法规科/任务3_双公示台账/") for n in z.namelist())
     code, _, err = cmd(capsys, "--config", sample, "summary", "--period", "2026-11", "--out", tmp_path / "x.csv")

@@ -284,8 +284,8 @@ def test_status_sheet_labels_and_colours(rules, package):
     assert names == [s.id for s in rules.sections]
     at = {(ws.cell(r, 1).value, c - 1): ws.cell(r, c) for r in range(3, 3 + len(rules.sections))
           for c in range(2, 2 + len(rules.tasks))}
-    assert at[("政策法规科", 3)].value == "按时"
-    assert at[("食品生产科", 8)].value == "逾期"
+    assert at[("政策法规科", 3)].value == "按时报送"
+    assert at[("食品生产科", 8)].value == "逾期报送"
     assert at[("宣传科", 5)].value == "未到期"
     assert at[("办公室", 9)].value == "未报送"
     assert at[("办公室", 3)].value == "不适用"
@@ -297,7 +297,7 @@ def test_status_sheet_labels_and_colours(rules, package):
     # the detail list carries submission time and receipt
     rows = _calamine(package).get_sheet_by_name(STATUS_SHEET).to_python()
     detail = [r for r in rows if r[0] == "食品生产科" and r[1] == "任务8"]
-    assert detail == [["食品生产科", "任务8", "逾期", dt.datetime(2026, 11, 26, 9, 0), "XY20261126-00011"]
+    assert detail == [["食品生产科", "任务8", "逾期报送", dt.datetime(2026, 11, 26, 9, 0), "XY20261126-00011"]
                       + [""] * (len(rows[0]) - 5)]
     # no line for a task the section does not answer for
     assert not [r for r in rows if r[0] == "办公室" and r[1] == "任务3"]

@@ -61,7 +61,7 @@ def month(rules):
     return [
         sub("政策法规科", 3, OCT, bj(2026, 10, 20)),                                  # on time
         sub("政策法规科", 11, OCT, bj(2026, 10, 26, 8)),                              # late (Monday after)
-        sub("政策法规科", 1, OCT, bj(2026, 10, 23), status="rejected"),               # rejected only: missing
+        sub("政策法规科", 1, OCT, bj(2026, 10, 23), status="rejected"),               # rejected only: waits for the fix
         sub("知识产权科", 4, OCT, dt.datetime(2026, 10, 25, 15, 30, tzinfo=UTC)),     # 23:30 Beijing on the 25th
         sub("信用监管科", 4, OCT, dt.datetime(2026, 10, 25, 16, 30, tzinfo=UTC)),     # 00:30 Beijing on the 26th
         first_ok,                                                                       # on time, then corrected late
@@ -78,11 +78,11 @@ def test_states_of_a_simulated_month(rules, cal):
     subs = month(rules)        # all of them, as store.submissions(current_only=False) gives
     cells = status_matrix(rules, OCT, subs, dt.date(2026, 10, 27), cal)
     assert len(cells) == len(rules.sections) * len(rules.tasks)
-    assert {c.state for c in cells} == {"on_time", "late", "missing", "not_due", "not_applicable"}
+    assert {c.state for c in cells} == {"on_time", "late", "rejected", "missing", "not_due", "not_applicable"}
     st = lambda s, t: _at(cells, s, t).state   # noqa: E731
     assert st("政策法规科", 3) == "on_time"
     assert st("政策法规科", 11) == "late"
-    assert st("政策法规科", 1) == "missing"          # the 25th passed, nothing accepted
+    assert st("政策法规科", 1) == "rejected"         # sent, rejected, waiting for the fix: its own state
     assert st("政策法规科", 2) == "missing"
     assert st("政策法规科", 4) == "not_applicable"
     assert st("知识产权科", 4) == "on_time"          # by the Beijing date
@@ -108,7 +108,7 @@ def test_the_same_month_later_and_earlier(rules, cal):
     subs = month(rules)
     before = status_matrix(rules, OCT, subs, dt.date(2026, 10, 25), cal)    # the 25th itself: nothing missing yet
     assert not any(c.state == "missing" for c in before)
-    assert _at(before, "政策法规科", 1).state == "not_due"
+    assert _at(before, "政策法规科", 1).state == "rejected"       # sent and rejected on the 23rd
     after = status_matrix(rules, OCT, subs, bj(2026, 11, 1, 0, 5), cal)
     c = _at(after, "知识产权科", 9)          # corrected after the deadline: still on time, the first answer decides
     assert (c.state, c.submitted_at) == ("on_time", bj(2026, 10, 20))
@@ -144,12 +144,13 @@ def test_render_table(rules, cal):
     for s in rules.sections:
         assert any(line.startswith(s.id) for line in lines)
     row = next(line for line in lines if line.startswith("政策法规科"))
-    assert row.split()[1:5] == ["未报", "未报", "按时", "-"]
+    assert row.split()[1:5] == ["已退回待重报", "未报送", "按时报送", "不适用"]
     assert next(line for line in lines if line.startswith("截止日")).split()[1:] == ["25"] * 5 + ["30", "25", "25", "30", "25", "25"]
-    assert "图例：" in plain and "迟报 = 逾期后报送" in plain
+    assert "说明：" in plain and "逾期报送：第一次通过校验的材料在报送期限之后才收到" in plain
+    assert not any(word in plain for word in ("迟报", "未报 ", "待报", "✓", "✗"))
     # columns line up: the header, the due row and every section row have the same display width
     width = lambda t: sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in t)   # noqa: E731
-    body = [line for line in lines[1:] if line and not line.startswith(("-", "合计", "图例"))]
+    body = [line for line in lines[1:] if line and not line.startswith(("-", "合计", "说明"))]
     assert len(body) == 2 + len(rules.sections)
     assert {width(line) for line in body} == {width(lines[1])}
     colored = render_table(cells, color=True)

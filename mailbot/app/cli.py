@@ -327,6 +327,7 @@ def cmd_health(args) -> int:
 
 
 def cmd_quarantine_list(args) -> int:
+    from mailbot.dates.zone import bureau_time, iso
     config = _load_config(args)
     store = _open_store(config)
     held = store.messages(limit=10_000, outcome="quarantined")
@@ -335,13 +336,13 @@ def cmd_quarantine_list(args) -> int:
         for m in held:
             print(json.dumps({"kind": "quarantined", "receipt_no": m.receipt_no, "from": m.from_addr,
                               "subject": m.subject, "section": m.section, "reason": m.reason,
-                              "received_at": m.received_at.isoformat()}, ensure_ascii=False))
+                              "received_at": iso(m.received_at)}, ensure_ascii=False))
         for f in failures:
             print(json.dumps({"kind": "failure", "id": f.id, "raw_sha256": f.raw_sha256, "source": f.source,
                               "stage": f.stage, "error": f.error}, ensure_ascii=False))
         return 0
     for m in held:
-        print(f"{m.receipt_no}  {m.received_at:%Y-%m-%d %H:%M}  {m.from_addr}  {m.subject}\n"
+        print(f"{m.receipt_no}  {bureau_time(m.received_at):%Y-%m-%d %H:%M} (Beijing)  {m.from_addr}  {m.subject}\n"
               f"    guess: {m.section or '-'}; {m.reason}")
     for f in failures:
         print(f"failure #{f.id}  stage {f.stage}  {f.source}\n    {f.error}")

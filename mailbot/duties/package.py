@@ -6,7 +6,7 @@ Protocols below) and gets .xlsx or .zip bytes back.
 
 The package workbook (`build_package`):
   目录        title, month, generation time, every sheet with its row count and a link
-  报送情况    sections x tasks, each cell 按时 / 逾期 / 未报送 / 未到期 / 不适用, coloured;
+  报送情况    sections x tasks, each cell in the one vocabulary (writing/vocabulary.py), coloured;
               below it the legend with counts and the list of cells with their receipts
   双公示指标  上报率, 合规率, 及时率 with numerator, denominator and the definition written
               next to each figure, then every problem row behind them
@@ -46,6 +46,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from mailbot.model import Rules, SheetSpec, Task
 from mailbot.duties.templates import _BORDER, _HEADER_FILL, DATE_FORMAT, FIRST_DATA_ROW, HEADER_ROW, TITLE_ROW
 from mailbot.dates.zone import bureau_time
+from mailbot.writing.vocabulary import STATE_MEANINGS, STATE_WORDS
 from mailbot.dates.period import parse_period, period_label
 
 __all__ = [
@@ -72,16 +73,11 @@ RECEIVED_COLUMN = "报送时间"
 DUAL_PUBLICITY_SHEET = "双公示台账"     # annex1.yaml: the name other modules code against
 UNKNOWN_SECTION = "未识别科室"
 
-STATE_LABELS: dict[str, str] = {
-    "on_time": "按时",
-    "late": "逾期",
-    "missing": "未报送",
-    "not_due": "未到期",
-    "not_applicable": "不适用",
-}
+STATE_LABELS: dict[str, str] = STATE_WORDS       # the one vocabulary (writing/vocabulary.py)
 _STATE_FILLS = {
     "on_time": PatternFill("solid", fgColor="C6EFCE"),         # green
     "late": PatternFill("solid", fgColor="FFEB9C"),            # amber
+    "rejected": PatternFill("solid", fgColor="F8CBAD"),        # orange
     "missing": PatternFill("solid", fgColor="FFC7CE"),         # red
     "not_due": PatternFill("solid", fgColor="DDEBF7"),         # pale blue
     "not_applicable": PatternFill("solid", fgColor="EDEDED"),  # grey
@@ -89,6 +85,7 @@ _STATE_FILLS = {
 _STATE_FONTS = {
     "on_time": Font(color="006100"),
     "late": Font(color="9C5700"),
+    "rejected": Font(color="843C0C"),
     "missing": Font(color="9C0006", bold=True),
     "not_due": Font(color="1F4E78"),
     "not_applicable": Font(color="808080"),
@@ -296,7 +293,7 @@ def build_package(rules: Rules, period: str, submissions: Sequence[SubmissionLik
     contents: list[tuple[str, str, int]] = []        # (sheet, what it holds, rows)
 
     n = _write_status(wb.create_sheet(STATUS_SHEET), rules, label, cells)
-    contents.append((STATUS_SHEET, "各科室各项任务报送情况(按时、逾期、未报送、未到期、不适用)", n))
+    contents.append((STATUS_SHEET, f"各科室各项任务报送情况({'、'.join(STATE_WORDS.values())})", n))
     _write_rates(wb.create_sheet(RATES_SHEET), rules, label, rates)
     contents.append((RATES_SHEET, "“双公示”信息上报率、合规率、及时率及问题数据明细", 3))
 
@@ -398,9 +395,7 @@ def _write_status(ws: Worksheet, rules: Rules, label: str, cells: Sequence[Statu
         cell.alignment = _CENTER
         cell.border = _BORDER
     r += 1
-    _put(ws, r, 1, "按时:第一次通过校验的材料在报送期限前(含当日)收到;逾期:期限过后才收到;"
-                   "未报送:期限已过仍未收到通过校验的材料(或每月条数未达要求);"
-                   "未到期:报送期限未到、尚未报送;不适用:实施方案未将该任务分配给该科室。").alignment = _WRAP_TOP
+    _put(ws, r, 1, "；".join(f"{STATE_WORDS[s]}：{STATE_MEANINGS[s]}" for s in STATE_WORDS) + "。").alignment = _WRAP_TOP
     ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=ncols)
     ws.row_dimensions[r].height = 32
 

@@ -8,9 +8,11 @@ A cell's state, for one (section, task, period):
 
 - not_applicable  the section does not answer for the task (rules/tasks.yaml `sections`);
 - not_due         no current accepted submission, and the due date has not passed yet;
-- missing         no current accepted submission once the due date has passed (a rejected
-                  file counts for nothing); also a per-month count rule not met once the month
-                  is over (信用动态 "每月不少于1篇": a ledger with no item);
+- rejected        no current accepted submission, but the section did send one that was
+                  rejected: it is waiting for the corrected file (已退回待重报); the year's score
+                  counts it as missing once the due date has passed;
+- missing         no submission at all once the due date has passed; also a per-month count
+                  rule not met once the month is over (信用动态 "每月不少于1篇": a ledger with no item);
 - on_time / late  the section's FIRST accepted submission for the key (a later correction
                   that supersedes it does not make an on-time answer late) received, by its
                   Beijing date, on or before / after the due date.
@@ -38,18 +40,15 @@ from mailbot.dates.zone import bureau_date, bureau_time, iso
 from mailbot.dates.period import Period, parse_period
 from mailbot.dates.period import month_label
 from mailbot.dates.zone import zh_date
+from mailbot.writing.vocabulary import STATE_MEANINGS, STATE_WORDS
 
 __all__ = ["STATES", "Cell", "ScoreRow", "status_matrix", "render_table", "year_score",
            "items_reported", "yearly_counts", "SYMBOLS"]
 
-STATES = ("on_time", "late", "missing", "not_due", "not_applicable")
-
-# two CJK characters (or one padded ASCII sign) per cell, readable without colour
-SYMBOLS = {"on_time": "按时", "late": "迟报", "missing": "未报", "not_due": "待报", "not_applicable": "-"}
-_LEGEND = {"on_time": "按时报送", "late": "逾期后报送", "missing": "逾期未报", "not_due": "未到截止日、尚未报送",
-           "not_applicable": "不承担该任务"}
-_COLORS = {"on_time": "\x1b[32m", "late": "\x1b[33m", "missing": "\x1b[1;31m", "not_due": "\x1b[36m",
-           "not_applicable": "\x1b[2m"}
+STATES = ("on_time", "late", "rejected", "missing", "not_due", "not_applicable")
+SYMBOLS = STATE_WORDS                 # the terminal says what the letters and workbooks say
+_COLORS = {"on_time": "\x1b[32m", "late": "\x1b[33m", "rejected": "\x1b[35m", "missing": "\x1b[1;31m",
+           "not_due": "\x1b[36m", "not_applicable": "\x1b[2m"}
 _RESET = "\x1b[0m"
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp")
 
@@ -158,6 +157,8 @@ def _cell(section: str, task: int, period: str, dues: Sequence[Due], subs: Seque
     count = items_reported(current) if count_rule else None
     required = count_rule.at_least if count_rule else None
     if not current:
+        if any(s.status == "rejected" for s in subs):
+            return Cell(section, task, period, "rejected", None, subs[-1].receipt_no, due, count, required)
         state = "missing" if due is not None and is_past(due, today) else "not_due"
         return Cell(section, task, period, state, None, None, due, count, required)
     first = accepted[0]
@@ -213,7 +214,7 @@ def _pad(text: str, width: int, align: str = "left") -> str:
 
 
 def render_table(cells: Iterable[Cell], color: bool = False, *, today: dt.date | None = None) -> str:
-    """Sections as rows, tasks as columns, one short word per cell (按时/迟报/未报/待报/-), a row of
+    """Sections as rows, tasks as columns, the one vocabulary's word per cell, a row of
     due days, totals and a legend; ANSI colours when `color`. Several periods: one table each."""
     cells = list(cells)
     periods = list(dict.fromkeys(c.period for c in cells))
@@ -225,7 +226,7 @@ def _one_table(cells: list[Cell], period: str, color: bool, today: dt.date | Non
     tasks = sorted({c.task for c in cells})
     at = {(c.section, c.task): c for c in cells}
     name_w = max([_width("科室 \\ 任务"), _width("截止日")] + [_width(s) for s in sections]) + 2
-    col_w = 6
+    col_w = max(_width(w) for w in SYMBOLS.values()) + 2
 
     def paint(state: str, text: str) -> str:
         return f"{_COLORS[state]}{text}{_RESET}" if color else text
@@ -251,7 +252,7 @@ def _one_table(cells: list[Cell], period: str, color: bool, today: dt.date | Non
     totals = {st: sum(1 for c in cells if c.state == st) for st in STATES if st != "not_applicable"}
     lines.append("-" * (name_w + col_w * len(tasks)))
     lines.append("合计：" + "　".join(paint(st, f"{SYMBOLS[st]} {n}") for st, n in totals.items()))
-    lines.append("图例：" + "；".join(f"{SYMBOLS[st]} = {_LEGEND[st]}" for st in STATES))
+    lines.append("说明：" + "；".join(f"{SYMBOLS[st]}：{STATE_MEANINGS[st]}" for st in STATES))
     return "\n".join(lines) + "\n"
 
 
@@ -298,7 +299,10 @@ def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iter
             if c.state == "not_applicable":
                 continue
             t = tally.setdefault((c.section, c.task), dict.fromkeys(STATES, 0) | {"rejected_first_time": 0})
-            t[c.state] += 1
+            state = c.state
+            if state == "rejected":      # for the assessment a rejected-only answer is no answer yet
+                state = "missing" if c.due is not None and is_past(c.due, today) else "not_due"
+            t[state] += 1
             if _rejected_first(grouped.get((c.section, c.task), ())):
                 t["rejected_first_time"] += 1
     counts = yearly_counts(rules, year, subs_by)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:   # types only: the store needs SQLAlchemy, and the office imp
 __all__ = ["digest_text", "completion_text", "package_text"]
 
 _DONE = ("on_time", "late")
-_OWED = ("missing", "not_due")
+_OWED = ("rejected", "missing", "not_due")
 
 
 def _tasks(numbers: Iterable[int]) -> str:

@@ -1,0 +1,29 @@
+"""The one vocabulary for where a section stands, in every letter, table and workbook a person reads.
+
+JSON and the database keep the English ids; a person reads only these words, the same ones in
+the terminal, the letters, the package for 区发改局 and the year's score.
+"""
+from __future__ import annotations
+
+__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word"]
+
+STATE_WORDS = {
+    "on_time": "按时报送",
+    "late": "逾期报送",
+    "rejected": "已退回待重报",
+    "missing": "未报送",
+    "not_due": "未到期",
+    "not_applicable": "不适用",
+}
+STATE_MEANINGS = {
+    "on_time": "第一次通过校验的材料在报送期限前（含当日）收到",
+    "late": "第一次通过校验的材料在报送期限之后才收到",
+    "rejected": "已报送但未通过校验被退回，尚未重新报送通过",
+    "missing": "报送期限已过，仍未收到任何材料（或每月条数未达要求）",
+    "not_due": "报送期限未到，尚未报送",
+    "not_applicable": "实施方案未将该任务分配给该科室，或在系统启用之前",
+}
+
+
+def state_word(state: str) -> str:
+    return STATE_WORDS[state]
