@@ -12,9 +12,9 @@ import hashlib
 import json
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.period import period_of
@@ -25,7 +25,7 @@ from mailbot.intake.examine import Examined, cover_value, examine, looks_like_su
 from mailbot.model import Classification, Evidence, Incoming, ItemResult, Outcome, Rules, Verdict
 from mailbot.writing.receipt import draft_reply
 
-__all__ = ["Intake", "decide", "process", "Processed"]
+__all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "Processed"]
 
 log = logging.getLogger("mailbot.pipeline")
 
@@ -43,6 +43,26 @@ class Intake:
 
     def section_of(self, address: str) -> str | None:
         return self.address_sections.get(address.strip().lower())
+
+
+TemplateFor = Callable[[str, str], tuple[str, bytes]]
+"""(section, period) -> the blank workbook's (file name, bytes), attached where it helps."""
+
+
+class IntakeStore(Protocol):
+    """What process() and confirm() need of the store (mailbot.store.Store is one)."""
+
+    def archive_raw(self, raw: bytes) -> str: ...
+    def read_raw(self, sha256: str) -> bytes: ...
+    def find_message(self, message_id: str, raw_sha256: str) -> Any: ...
+    def prior_submissions(self, sha256s: Iterable[str]) -> list[Any]: ...
+    def auto_replies_since(self, address: str, since: dt.datetime) -> int: ...
+    def record(self, *, incoming: Incoming, raw_sha256: str, received_at: dt.datetime, source: str,
+               verdict: Verdict, outbox: Callable[[str], list[Any]], now: dt.datetime) -> Any: ...
+    def record_failure(self, raw_sha256: str, source: str, stage: str, error: str, traceback: str) -> Any: ...
+    def message_detail(self, ref: int | str) -> Any: ...
+    def confirm_quarantined(self, ref: int | str, *, verdict: Verdict, outbox: Callable[[str], list[Any]],
+                            now: dt.datetime) -> Any: ...
 
 
 # ---------------------------------------------------------------- the pure part
@@ -153,7 +173,7 @@ class Processed:
 
 
 def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, received_at: dt.datetime,
-                   now: dt.datetime, template_for: Any, drafted: dict[str, Any]):
+                   now: dt.datetime, template_for: TemplateFor | None, drafted: dict[str, Any]):
     """The outbox callable store.record runs inside its transaction, once the receipt number exists;
     `drafted` receives the reply's address and subject for the caller's report."""
     from mailbot.store.core import OutgoingMail
@@ -200,8 +220,8 @@ def _period_for_template(verdict: Verdict, subject: str, received: dt.date) -> s
     return period_of(received)
 
 
-def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at: dt.datetime,
-            now: dt.datetime, template_for: Any = None) -> Processed:
+def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, received_at: dt.datetime,
+            now: dt.datetime, template_for: TemplateFor | None = None) -> Processed:
     """Archive, decide, record and draft the reply for one raw message; never raises for bad mail.
 
     template_for(section, period) -> (filename, bytes) supplies the blank template attached to
@@ -243,8 +263,8 @@ def process(raw: bytes, *, intake: Intake, store: Any, source: str, received_at:
                      duplicate=bool(getattr(result, "duplicate", False)))
 
 
-def confirm(ref: int | str, section: str, *, intake: Intake, store: Any, now: dt.datetime,
-            template_for: Any = None) -> Processed:
+def confirm(ref: int | str, section: str, *, intake: Intake, store: IntakeStore, now: dt.datetime,
+            template_for: TemplateFor | None = None) -> Processed:
     """The credit section confirms a quarantined message's section: decide it again with that
     section, record the verdict on the same message (same receipt number) and queue the reply.
     Raises LookupError / ValueError for an unknown or not-quarantined message."""

@@ -39,7 +39,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbot.store.files import write_atomically
 from mailbot.dates.deadlines import Due, deadlines_for_period, shift_of
@@ -57,6 +57,9 @@ from mailbot.duties.templates import template_bytes, template_filename
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.zone import bureau_time, bureau_zone, iso
 from mailbot.dates.period import add_months, parse_period, period_last_day, period_of
+
+if TYPE_CHECKING:
+    from mailbot.app.daemon import Daemon
 
 __all__ = ["Office", "PlannedLetter", "RemindRun", "Sent", "DIGEST_DAYS", "MAX_ATTACHMENT_BYTES",
            "XLSX_MIME", "ZIP_MIME", "as_of"]
@@ -156,7 +159,7 @@ class Office:
         self.shift = shift_of(rules)
 
     @classmethod
-    def of(cls, daemon: Any) -> Office:
+    def of(cls, daemon: "Daemon") -> Office:
         return cls(daemon.config, daemon.rules, daemon.store, daemon.intake.calendar)
 
     # ------------------------------------------------------------ addresses and time
