@@ -15,7 +15,7 @@ __all__ = [
     "Section", "Deadline", "Column", "RowCheck", "SheetSpec", "CoverSpec", "Task", "Rules",
     "Attachment", "Incoming", "Screening",
     "FileKind", "Table", "Workbook",
-    "ItemClass", "Classification", "ItemResult", "Outcome", "Verdict",
+    "ItemClass", "Classification", "ItemResult", "Outcome", "Verdict", "Authentication",
 ]
 
 
@@ -247,6 +247,11 @@ class Incoming:
     attachments: tuple[Attachment, ...]
     problems: tuple[Problem, ...] = ()    # what parsing could not do (bad zip, bomb...), as Problems
     notes: tuple[str, ...] = ()           # parse defects worth logging (English)
+    # what is wrong with the From header itself (a name showing another address, several
+    # addresses or From headers, no address): such a message is never accepted
+    sender_problems: tuple[Problem, ...] = ()
+    from_claims: tuple[str, ...] = ()     # every address the From header(s) show, from_addr first
+    followup_to: tuple[str, ...] = ()     # Mail-Followup-To
 
     def header(self, name: str) -> str | None:
         v = self.headers.get(name.lower())
@@ -373,3 +378,13 @@ class Verdict:
     reply: bool = True            # False for ignored mail and where the reply cap says so
     attach_template: bool = False
     template_period: str | None = None   # set when the message only asks for the blank template
+    recipients: tuple[str, ...] = ()      # where the reply goes (decided by pipeline.decide; else From)
+    copy_to: tuple[str, ...] = ()         # Cc: a section whose address a suspicious message claimed
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """Which Authentication-Results (RFC 8601) mailbot believes: those its own server adds under
+    `authserv_id`; a message claiming a registered address must show `require`=pass there."""
+    authserv_id: str
+    require: str = "dmarc"        # dmarc | dkim | spf

@@ -20,9 +20,9 @@ from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.period import period_of
 from mailbot.dates.zone import bureau_time
 from mailbot.failpoints import failpoint
-from mailbot.intake import classify, judge, parse, screen
+from mailbot.intake import classify, judge, parse, screen, trust
 from mailbot.intake.examine import Examined, cover_value, examine, looks_like_submission, validate_task
-from mailbot.model import Classification, Evidence, Incoming, ItemResult, Outcome, Rules, Verdict
+from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, Rules, Verdict
 from mailbot.writing.receipt import draft_reply
 
 __all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "Processed"]
@@ -40,9 +40,13 @@ class Intake:
     mailbox_address: str
     mailbox_name: str = "信用监管科"
     replies_per_sender_per_hour: int | None = 10
+    authentication: Authentication | None = None   # which Authentication-Results to believe, if any
 
     def section_of(self, address: str) -> str | None:
         return self.address_sections.get(address.strip().lower())
+
+    def addresses_of(self, section: str) -> tuple[str, ...]:
+        return tuple(a for a, s in self.address_sections.items() if s == section)
 
 
 TemplateFor = Callable[[str, str], tuple[str, bytes]]
@@ -79,16 +83,19 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
         return judge.ignore(f"{screened.code}: {screened.reason}")
     files = [examine(a, rules) for a in incoming.attachments if not a.inline]
     decision = _section(incoming, intake, files, section_override)
-    if decision.section is None and not looks_like_submission(files, incoming.subject, rules):
+    if (decision.section is None and not decision.notify
+            and not looks_like_submission(files, incoming.subject, rules)):
         return judge.ignore(f"unregistered sender {incoming.from_addr or '(none)'}; "
                             "nothing in the message resembles a submission")
     if not files:
-        return judge.without_files(incoming.subject, decision, rules, received)
-    items = _items(files, incoming.subject, intake, decision.section, received, prior)
-    items += [judge.skipped(a) for a in incoming.attachments if a.inline]
-    outcome, reason = judge.outcome(items, decision)
-    return Verdict(outcome, reason, decision.section, decision.evidence, tuple(items),
-                   judge.message_problems(decision), attach_template=judge.attach_template(items, decision))
+        verdict = judge.without_files(incoming.subject, decision, rules, received)
+    else:
+        items = _items(files, incoming.subject, intake, decision.section, received, prior)
+        items += [judge.skipped(a) for a in incoming.attachments if a.inline]
+        outcome, reason = judge.outcome(items, decision)
+        verdict = Verdict(outcome, reason, decision.section, decision.evidence, tuple(items),
+                          judge.message_problems(decision), attach_template=judge.attach_template(items, decision))
+    return _addressed(verdict, incoming, intake, decision, section_override)
 
 
 def _section(incoming: Incoming, intake: Intake, files: Sequence[Examined],
@@ -97,8 +104,28 @@ def _section(incoming: Incoming, intake: Intake, files: Sequence[Examined],
         # a person of the credit section confirmed it: their word settles the section
         return classify.SectionDecision(section_override, (Evidence(
             "section", section_override, "person", f"经信用监管科人工确认为{section_override}"),))
+    suspicious = list(incoming.sender_problems)
+    if intake.authentication and intake.section_of(incoming.from_addr) and not suspicious:
+        if p := trust.authentication_problem(incoming, intake.authentication):
+            suspicious.append(p)
+    if suspicious:
+        claimed = trust.claimed_sections(incoming.from_claims or (incoming.from_addr,), intake.section_of)
+        return classify.suspicious_sender(incoming.from_addr, suspicious, claimed)
     covers = [str(v[0]) for f in files if (v := cover_value(f.cover, "报送科室")) and v[0]]
     return classify.decide_section(incoming.from_addr, intake.section_of(incoming.from_addr), covers, intake.rules)
+
+
+def _addressed(verdict: Verdict, incoming: Incoming, intake: Intake, decision: classify.SectionDecision,
+               section_override: str | None) -> Verdict:
+    """Where the answer goes: the From address, or Reply-To / Mail-Followup-To only where they are
+    registered to the sender's own section (the letter names any it ignored); a section whose
+    address a suspicious message claims gets a copy of the quarantine notice."""
+    if not verdict.reply:
+        return verdict
+    home = section_override or (None if decision.problems else intake.section_of(incoming.from_addr))
+    to, note = trust.reply_targets(incoming, home, intake.section_of)
+    cc = tuple(a for s in decision.notify for a in intake.addresses_of(s) if a not in to)
+    return replace(verdict, recipients=to, copy_to=cc, problems=verdict.problems + ((note,) if note else ()))
 
 
 def _items(files: Sequence[Examined], subject: str, intake: Intake, section: str | None,
@@ -187,7 +214,9 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
                              received_at=received_at, now=now, template=template)
         if letter is None:
             return []
-        drafted["reply"] = {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}
+        drafted["reply"] = {"to": [r for r in letter.recipients if r not in verdict.copy_to],
+                            "cc": [r for r in letter.recipients if r in verdict.copy_to],
+                            "subject": letter.subject, "message_id": letter.message_id}
         return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
                              mail_message_id=letter.message_id, raw=letter.raw)]
     return outbox
@@ -199,10 +228,11 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
     cap = intake.replies_per_sender_per_hour
     if not verdict.reply or verdict.outcome is Outcome.IGNORED or cap is None:
         return verdict
-    to = (incoming.reply_to[:1] or (incoming.from_addr,))[0]
-    if to and store.auto_replies_since(to, now - dt.timedelta(hours=1)) >= cap:
-        return replace(verdict, reply=False,
-                       reason=f"{verdict.reason}; no reply: {to} already had {cap} automatic replies this hour")
+    # every address the reply would reach, copies included: a forger must not flood a section by Cc
+    for to in (verdict.recipients + verdict.copy_to) or (incoming.from_addr,):
+        if to and store.auto_replies_since(to, now - dt.timedelta(hours=1)) >= cap:
+            return replace(verdict, reply=False,
+                           reason=f"{verdict.reason}; no reply: {to} already had {cap} automatic replies this hour")
     return verdict
 
 

@@ -86,12 +86,18 @@ def test_ignored_mail_gets_no_letter(rules):
                        mailbox_name="信用监管科", received_at=NOW, now=NOW) is None
 
 
-def test_reply_to_is_honoured(rules):
+def test_the_letter_goes_where_the_verdict_says_never_to_a_bare_reply_to(rules):
     v = Verdict(Outcome.QUARANTINED, "unregistered", "政策法规科", SECTION_EV, (item(),),
                 problems=(Problem("section-unconfirmed", "发件地址new@x.cn尚未登记"),))
-    letter = draft_reply(verdict=v, incoming=incoming(reply_to=("office@x.cn",)), receipt_no="XY1", rules=rules,
-                         mailbox_address="a@b.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
-    assert letter.recipients == ("office@x.cn",) and letter.kind == "quarantine_notice"
+    kw = dict(receipt_no="XY1", rules=rules, mailbox_address="a@b.cn", mailbox_name="信用监管科",
+              received_at=NOW, now=NOW)
+    # decide() alone may follow a Reply-To (when registered to the same section)
+    letter = draft_reply(verdict=v, incoming=incoming(reply_to=("office@x.cn",)), **kw)
+    assert letter.recipients == ("fagui@x.cn",)
+    routed = Verdict(**{**v.__dict__, "recipients": ("office@x.cn",), "copy_to": ("boss@x.cn",)})
+    letter = draft_reply(verdict=routed, incoming=incoming(reply_to=("office@x.cn",)), **kw)
+    assert letter.recipients == ("office@x.cn", "boss@x.cn") and letter.kind == "quarantine_notice"
+    assert parse(letter)["To"] == "office@x.cn" and parse(letter)["Cc"] == "boss@x.cn"
     assert "待信用监管科人工确认" in parse(letter).get_body(("plain",)).get_content()
 
 

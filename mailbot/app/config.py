@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import yaml
 
+from mailbot.model import Authentication
+
 __all__ = ["ConfigError", "Config", "MailServer", "load_config", "config_from_mapping", "SCHEMA", "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +64,7 @@ class Config:
     outbox_interval: int = 30
     max_silence: int = 900
     tracking_since: str | None = None
+    authentication: Authentication | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def section_of_address(self, address: str) -> str | None:
@@ -181,6 +184,21 @@ def _sections(v, key, issues):
     return out
 
 
+def _authentication(v, key, issues):
+    if not isinstance(v, dict):
+        issues.append(f"{key}: expected a mapping with authserv_id and require")
+        return None
+    for k in v:
+        if k not in ("authserv_id", "require"):
+            issues.append(f"{key}.{k}: unknown key (known: authserv_id, require)")
+    server = _str(v.get("authserv_id"), f"{key}.authserv_id", issues)
+    require = v.get("require", "dmarc")
+    if require not in ("dmarc", "dkim", "spf"):
+        issues.append(f"{key}.require: expected one of dmarc, dkim, spf, got {require!r}")
+        return None
+    return Authentication(server.lower(), require) if server else None
+
+
 def _security(v, key, issues):
     if v not in ("ssl", "starttls", "plain"):
         issues.append(f"{key}: expected one of ssl, starttls, plain, got {v!r}")
@@ -219,6 +237,10 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
     "outbox_interval": (_positive, 30, "seconds between outbox deliveries"),
     "max_silence": (_positive, 900, "seconds without a successful poll before `mailbot health` fails"),
     "tracking_since": (_period, None, "YYYY-MM: the first month mailbot collects; earlier months are 不适用 in status and score"),
+    "authentication": (_authentication, None,
+                       "believe the Authentication-Results your own mail server adds: authserv_id (the name it "
+                       "writes first in that header, e.g. mail.example.cn) and require (dmarc | dkim | spf, "
+                       "default dmarc); mail claiming a registered address without require=pass is quarantined"),
 }
 _REQUIRED = ("mailbox_address", "credit_section", "sections")
 
@@ -343,6 +365,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         outbox_interval=vals["outbox_interval"],
         max_silence=vals["max_silence"],
         tracking_since=vals["tracking_since"],
+        authentication=vals["authentication"],
     )
 
 

@@ -62,7 +62,8 @@ def build(config: Config, rules_dir: Path | None = None) -> Deployment:
     intake = Intake(rules=rules, calendar=calendar, address_sections=addresses,
                     own_addresses=config.own_addresses, mailbox_address=config.mailbox_address,
                     mailbox_name=config.mailbox_name,
-                    replies_per_sender_per_hour=config.replies_per_sender_per_hour)
+                    replies_per_sender_per_hour=config.replies_per_sender_per_hour,
+                    authentication=config.authentication)
     return Deployment(config, rules, calendar, intake)
 
 

@@ -19,7 +19,7 @@ from mailbot.dates.period import period_label
 from mailbot.model import Classification, Evidence, FileKind, Problem, Rules
 
 __all__ = [
-    "SectionDecision", "decide_section", "find_periods", "period_of_value", "find_tasks",
+    "SectionDecision", "decide_section", "suspicious_sender", "find_periods", "period_of_value", "find_tasks",
     "classify_file", "PERIOD_RULE",
 ]
 
@@ -56,6 +56,21 @@ class SectionDecision:
     evidence: tuple[Evidence, ...]
     quarantine: str | None = None      # why a person must confirm (English, for the log)
     quarantine_zh: str | None = None   # the same for the sender and the credit section
+    problems: tuple[Problem, ...] = ()  # what is suspicious about the sender (never accepted)
+    notify: tuple[str, ...] = ()       # sections whose address a suspicious message claims: told by Cc
+
+
+def suspicious_sender(sender: str, problems: Sequence[Problem], claimed: Sequence[str]) -> SectionDecision:
+    """A message whose From is malformed, deceptive or not authenticated: no section is taken from
+    it, a person decides, and the sections whose addresses it claims are told."""
+    codes = ", ".join(p.code for p in problems)
+    who = f"来信显示为{'、'.join(claimed)}的登记地址，但" if claimed else ""
+    return SectionDecision(
+        None, (),
+        quarantine=f"suspicious sender {sender or '(none)'}: {codes}"
+                   + (f"; claims the address of {', '.join(claimed)}" if claimed else ""),
+        quarantine_zh=f"{who}发件人信息存在异常，本邮件暂不受理，已转信用监管科人工核实",
+        problems=tuple(problems), notify=tuple(claimed))
 
 
 def decide_section(sender: str, registered: str | None, cover_sections: Sequence[str],

@@ -126,7 +126,8 @@ def outcome(items: Sequence[ItemResult], decision: classify.SectionDecision) -> 
 
 def message_problems(decision: classify.SectionDecision) -> tuple[Problem, ...]:
     """Problems of the message itself: the sender is told when their section awaits a person's word."""
-    return (Problem("section-unconfirmed", decision.quarantine_zh),) if decision.quarantine_zh else ()
+    told = (Problem("section-unconfirmed", decision.quarantine_zh),) if decision.quarantine_zh else ()
+    return told + decision.problems
 
 
 def attach_template(items: Sequence[ItemResult], decision: classify.SectionDecision) -> bool:

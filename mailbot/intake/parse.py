@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote
 
-from mailbot.intake import unpack
+from mailbot.intake import trust, unpack
 from mailbot.intake.names import (HeaderValue, clean_filename, decode_bytes, decode_header, decode_words,
                         guess_decode, hint_codecs, parse_header_value, unfold)
 from mailbot.model import Attachment, Incoming, Problem
@@ -318,15 +318,16 @@ class _Parser:
         self._walk(root, (), None)
         # winmail.dat bodies repeat the MIME text: used only when the message has no other
         texts = self._texts(root) or [t.replace("\r\n", "\n") for t in self.extra_texts]
-        from_ = self._addresses(root, "from")
+        from_values = [self._address_text(name, raw) for name, raw in root.headers if name == "from"]
+        from_addr, from_name, from_claims, sender_problems = trust.sender_check(from_values)
         return Incoming(
             message_id=_first_id(headers.get("message-id", ())) or _synthetic_id(self.data),
             subject=(headers.get("subject") or ("",))[0],
-            from_addr=from_[0][1] if from_ else "",
-            from_name=from_[0][0] if from_ else "",
+            from_addr=from_addr,
+            from_name=from_name,
             to=tuple(a for _, a in self._addresses(root, "to") if a),
             cc=tuple(a for _, a in self._addresses(root, "cc") if a),
-            reply_to=tuple(a for _, a in self._addresses(root, "reply-to") if a),
+            reply_to=self._reply_addresses(root, "reply-to"),
             date=self._date(headers.get("date", ())),
             in_reply_to=_first_id(headers.get("in-reply-to", ())),
             references=_ids(" ".join(headers.get("references", ()))),
@@ -336,6 +337,9 @@ class _Parser:
             attachments=tuple(self.attachments),
             problems=tuple(self.problems),
             notes=_bounded(self.notes),
+            sender_problems=sender_problems,
+            from_claims=from_claims,
+            followup_to=self._reply_addresses(root, "mail-followup-to"),
         )
 
     # -- structure
@@ -386,15 +390,26 @@ class _Parser:
             out.setdefault(name, []).append(text)
         return {k: tuple(v) for k, v in out.items()}
 
-    def _addresses(self, root: _Entity, name: str) -> list[tuple[str, str]]:
-        raw = root.header(name)
-        if raw is None:
-            return []
+    def _address_text(self, name: str, raw: bytes) -> str:
         # addresses are split before RFC 2047 decoding: a decoded name may hold commas
         text = guess_decode(unfold(raw), self.hint)[0].replace("\r", " ").replace("\n", " ")
         if len(text) > _MAX_ADDRESS_HEADER:
             self.notes.append(f"{name}: header over {_MAX_ADDRESS_HEADER} characters; only its start read")
             text = text[:_MAX_ADDRESS_HEADER]
+        return text
+
+    def _reply_addresses(self, root: _Entity, name: str) -> tuple[str, ...]:
+        """Reply-To / Mail-Followup-To, strictly: each mailbox's addr-spec, as trust reads From."""
+        raw = root.header(name)
+        if raw is None:
+            return ()
+        return tuple(dict.fromkeys(b.address for b in trust.mailboxes(self._address_text(name, raw))[0] if b.address))
+
+    def _addresses(self, root: _Entity, name: str) -> list[tuple[str, str]]:
+        raw = root.header(name)
+        if raw is None:
+            return []
+        text = self._address_text(name, raw)
         try:
             pairs = email.utils.getaddresses([text])
         except Exception as exc:  # noqa: BLE001 - the stdlib address parser has had crash bugs

@@ -130,7 +130,10 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
     """The reply to a section's message, or None where no reply is due (ignored mail)."""
     if not verdict.reply or (verdict.outcome is Outcome.IGNORED and not verdict.template_period):
         return None
-    to = incoming.reply_to[:1] or ((incoming.from_addr,) if incoming.from_addr else ())
+    # decide() chose the addresses (Reply-To only where registered to the same section); never
+    # an address the message merely asks for
+    to = verdict.recipients or ((incoming.from_addr,) if incoming.from_addr else ())
+    cc = tuple(a for a in verdict.copy_to if a not in to)
     if not to:
         return None
     if verdict.template_period:
@@ -147,5 +150,5 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
     raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=to, subject=subject,
                        plain=plain, message_id=message_id, now=now,
                        in_reply_to=incoming.message_id or None, references=incoming.references,
-                       attachments=atts)
-    return Letter(kind, tuple(to), subject, message_id, raw)
+                       cc=cc, attachments=atts)
+    return Letter(kind, tuple(to) + cc, subject, message_id, raw)
