@@ -152,3 +152,23 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
                        in_reply_to=incoming.message_id or None, references=incoming.references,
                        cc=cc, attachments=atts)
     return Letter(kind, tuple(to) + cc, subject, message_id, raw)
+
+
+def resent_letter(*, section: str, to: Sequence[str], subject: str, message_id_in: str, references: Sequence[str],
+                  receipt_no: str, first_received: dt.datetime, outcome: str, key: str,
+                  mailbox_address: str, mailbox_name: str, now: dt.datetime) -> Letter:
+    """The short answer to a mail sent again unchanged: it arrived the first time, nothing else is
+    needed. A clerk who re-sends is unsure; silence then is the worst answer."""
+    result = {"accepted": "已受理", "partially_accepted": "部分受理", "rejected": "未受理（退回通知已于当时发出）",
+              "quarantined": "待信用监管科人工确认", "ignored": "已收到"}.get(outcome, "已收到")
+    lines = [greeting(section), "",
+             f"    您再次发送的邮件《{subject or '（无主题）'}》与{zh_time(first_received)}收到的邮件完全相同，"
+             f"该邮件已登记，回执编号{receipt_no}，处理结果：{result}。",
+             "    本次无需重复处理，也无需再次发送；如需更正材料，请修改后重新发送。",
+             *closing(mailbox_name, now, system="信用监管科")]
+    reply_subject = f"【已收到】{receipt_no} {subject or '（无主题）'}"
+    message_id = f"{receipt_no}.resent.{key}@{mail_domain(mailbox_address)}"
+    raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=to, subject=reply_subject,
+                       plain="\n".join(lines) + "\n", message_id=message_id, now=now,
+                       in_reply_to=message_id_in or None, references=references)
+    return Letter("receipt", tuple(to), reply_subject, message_id, raw)
