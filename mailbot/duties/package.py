@@ -43,6 +43,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
+from mailbot.duties.printing import PORTRAIT_UNITS, fit_columns, fit_rows, set_print
 from mailbot.model import Rules, SheetSpec, Task
 from mailbot.duties.templates import _BORDER, _HEADER_FILL, DATE_FORMAT, FIRST_DATA_ROW, HEADER_ROW, TITLE_ROW
 from mailbot.dates.zone import bureau_time
@@ -316,10 +317,6 @@ def build_package(rules: Rules, period: str, submissions: Sequence[SubmissionLik
 
 def _write_index(ws: Worksheet, label: str, generated_at: dt.datetime,
                  contents: list[tuple[str, str, int]], sections: list[str]) -> None:
-    ws.column_dimensions["A"].width = 8
-    ws.column_dimensions["B"].width = 26
-    ws.column_dimensions["C"].width = 60
-    ws.column_dimensions["D"].width = 10
     _title(ws, f"{label}信用状况监测分析报送材料汇总", 4)
     lines = [
         ("统计月份", label),
@@ -331,11 +328,11 @@ def _write_index(ws: Worksheet, label: str, generated_at: dt.datetime,
     ]
     row = 2
     for name, text in lines:
-        _put(ws, row, 1, name).font = _HEAD_FONT
+        label_cell = _put(ws, row, 1, name)
+        label_cell.font = _HEAD_FONT
+        label_cell.alignment = Alignment(vertical="top")
         ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=4)
         _put(ws, row, 2, text).alignment = _WRAP_TOP
-        if len(text) > 60:
-            ws.row_dimensions[row].height = 15 * (1 + len(text) // 60)
         row += 1
     row += 1
     _header(ws, row, ["序号", "工作表", "内容", "行数"])
@@ -348,6 +345,8 @@ def _write_index(ws: Worksheet, label: str, generated_at: dt.datetime,
         link.border = _BORDER
         _put(ws, r, 3, what).border = _BORDER
         _put(ws, r, 4, n).border = _BORDER
+    fit_columns(ws, 2, cap=60)
+    set_print(ws, 1, one_page=True, landscape=False)
 
 
 def _write_status(ws: Worksheet, rules: Rules, label: str, cells: Sequence[StatusCellLike]) -> int:
@@ -419,12 +418,14 @@ def _write_status(ws: Worksheet, rules: Rules, label: str, cells: Sequence[Statu
         when = getattr(c, "submitted_at", None)
         _put(ws, r, 4, _beijing(when) if isinstance(when, dt.datetime) else when).border = _BORDER
         _put(ws, r, 5, getattr(c, "receipt_no", None)).border = _BORDER
+    # the detail list shares the matrix's columns: its 报送时间 and 回执编号 widen them
+    fit_columns(ws, HEADER_ROW)
+    # the title only: the matrix's header would stand above the detail list on later pages
+    set_print(ws, TITLE_ROW)
     return len(sections)
 
 
 def _write_rates(ws: Worksheet, rules: Rules, label: str, rates: DualPublicityRates) -> None:
-    for j, w in enumerate([14, 22, 30, 18, 70, 20, 12], start=1):
-        ws.column_dimensions[get_column_letter(j)].width = w
     _title(ws, f"{label}“双公示”信息上报率、合规率、及时率", 5)
     _header(ws, HEADER_ROW, ["指标", "数值", "分子", "分母", "计算口径"])
     responsible = "、".join(rates.responsible_sections) or "无"
@@ -455,6 +456,8 @@ def _write_rates(ws: Worksheet, rules: Rules, label: str, rates: DualPublicityRa
         ws.row_dimensions[r].height = 48
         for j in range(1, 6):
             ws.cell(row=r, column=j).border = _BORDER
+            if j < 5:
+                ws.cell(row=r, column=j).alignment = Alignment(vertical="center")
     r = FIRST_DATA_ROW + len(rows) + 1
     _put(ws, r, 1, "数据来源:各科室按月报送信用监管科的“双公示台账”(不是市信用平台的统计);"
                    "实施方案要求三项指标均达到100%。").alignment = _WRAP_TOP
@@ -476,6 +479,9 @@ def _write_rates(ws: Worksheet, rules: Rules, label: str, rates: DualPublicityRa
                   p.counts_against or "不影响"]
         for j, v in enumerate(values, start=1):
             _put(ws, r, j, v).border = _BORDER
+    # 计算口径 and 说明 share column E: wide, the rest wraps at the cap
+    fit_columns(ws, HEADER_ROW, floor={5: 60})
+    set_print(ws, HEADER_ROW)
 
 
 def _merge_rows(rules: Rules, current: Sequence[SubmissionLike]) -> dict[str, list[tuple[SubmissionLike, Mapping[str, Any]]]]:
@@ -495,9 +501,6 @@ def _write_ledger(ws: Worksheet, spec: SheetSpec, label: str,
     _title(ws, f"{spec.title or spec.name}({label})", len(names), row=TITLE_ROW)
     _header(ws, HEADER_ROW, names)
     ws.row_dimensions[HEADER_ROW].height = 32
-    widths = [14] + [c.width for c in spec.columns] + [20, 17]
-    for j, w in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(j)].width = w
     for i, (s, values) in enumerate(rows):
         r = FIRST_DATA_ROW + i
         _put(ws, r, 1, _section_name(s))
@@ -513,6 +516,9 @@ def _write_ledger(ws: Worksheet, spec: SheetSpec, label: str,
         _put(ws, r, n + 3, _beijing(s.received_at) if isinstance(s.received_at, dt.datetime) else s.received_at)
     ws.freeze_panes = ws.cell(row=FIRST_DATA_ROW, column=2)
     ws.auto_filter.ref = f"A{HEADER_ROW}:{get_column_letter(len(names))}{HEADER_ROW + max(len(rows), 1)}"
+    # a ledger has up to 18 columns: long texts wrap early so the page is not shrunk unreadably
+    fit_columns(ws, HEADER_ROW, cap=24)
+    set_print(ws, HEADER_ROW)
 
 
 # ---------------------------------------------------------------- the evidence zip
@@ -620,8 +626,6 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
             "未到期", "年度次数要求"]
     _title(ws, f"{year}年度信用监测材料报送考核情况(统计时间:{when})", len(cols))
     _header(ws, HEADER_ROW, cols)
-    for j, w in enumerate([16, 8, 36, 10, 10, 10, 10, 14, 10, 8, 22], start=1):
-        ws.column_dimensions[get_column_letter(j)].width = w
     for i, r in enumerate(ordered):
         row = FIRST_DATA_ROW + i
         t = rules.task(r.task)
@@ -644,13 +648,13 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
     ws.freeze_panes = ws.cell(row=FIRST_DATA_ROW, column=2)
     if ordered:
         ws.auto_filter.ref = f"A{HEADER_ROW}:{get_column_letter(len(cols))}{HEADER_ROW + len(ordered)}"
+    fit_columns(ws, HEADER_ROW)
+    set_print(ws, HEADER_ROW)
 
     sm = wb.create_sheet(SCORE_SUMMARY_SHEET)
     scols = ["科室", "承担任务数", "应报次数", "按时报送", "逾期报送", "未报送", "首次报送被退回", "按时率", "报送率"]
     _title(sm, f"{year}年度各科室报送情况汇总", len(scols))
     _header(sm, HEADER_ROW, scols)
-    for j, w in enumerate([16, 10, 10, 10, 10, 10, 14, 10, 10], start=1):
-        sm.column_dimensions[get_column_letter(j)].width = w
     totals: dict[str, list[int]] = {}
     tasks_of: dict[str, set[int]] = {}
     for r in ordered:
@@ -668,9 +672,11 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
     for j in range(1, len(scols) + 1):
         sm.cell(row=row, column=j).font = _HEAD_FONT
     sm.freeze_panes = sm.cell(row=FIRST_DATA_ROW, column=2)
+    fit_columns(sm, HEADER_ROW)
+    set_print(sm, HEADER_ROW)
 
     notes = wb.create_sheet(SCORE_NOTES_SHEET)
-    notes.column_dimensions["A"].width = 110
+    notes.column_dimensions["A"].width = PORTRAIT_UNITS     # one portrait page wide at 100%
     lines = [
         ("title", f"{year}年度考核口径说明"),
         ("text", f"统计时间:{when}。依据:长清区市场监管局〔2022〕-057号实施方案“定期通报科室任务完成情况,并作为年底开展考核的依据”。"),
@@ -703,6 +709,8 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
             notes.row_dimensions[i].height = 28
         elif style == "head":
             cell.font = Font(bold=True, size=12)
+    fit_rows(notes)
+    set_print(notes, 1)
 
     wb.properties.creator = "mailbot"
     wb.properties.title = f"{year}年度信用监测材料报送考核"

@@ -22,6 +22,7 @@ from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from mailbot.duties.printing import PORTRAIT_UNITS, fit_columns, fit_rows, set_print
 from mailbot.model import Column, CoverSpec, Deadline, Rules, Section, SheetSpec, Task
 from mailbot.dates.period import month_label, parse_period, period_label
 from mailbot.dates.zone import zh_date
@@ -64,7 +65,11 @@ def write_template(rules: Rules, section_id: str, period: str, out: str | Path |
     ws = wb.active
     ws.title = INSTRUCTIONS_SHEET
     _write_instructions(ws, rules, section, tasks, year, month)
-    _write_cover(wb.create_sheet(rules.cover.name), rules.cover, section, year, month)
+    fit_rows(ws)
+    set_print(ws, 1)
+    cover = wb.create_sheet(rules.cover.name)
+    _write_cover(cover, rules.cover, section, year, month)
+    set_print(cover, 1)
     for task in tasks:
         for name in task.sheets:
             spec = rules.sheet(name)
@@ -168,7 +173,7 @@ def _write_instructions(ws: Worksheet, rules: Rules, section: Section, tasks: tu
         ("text", "3. 照片、文件等佐证材料作为附件随同工作簿一并发送,文件名请写明任务,如“任务7 诚信宣传 现场照片.jpg”。"),
         ("text", "4. 所报数据、信息和材料须真实有效,严禁弄虚作假。"),
     ]
-    ws.column_dimensions["A"].width = 110
+    ws.column_dimensions["A"].width = PORTRAIT_UNITS     # one portrait page wide at 100%
     for row, (style, text) in enumerate(lines, start=1):
         cell = ws.cell(row=row, column=1, value=text or None)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
@@ -247,6 +252,9 @@ def _write_sheet(ws: Worksheet, spec: SheetSpec) -> None:
             dv.add(f"{letter}{FIRST_DATA_ROW}:{letter}{last_row}")
 
     ws.freeze_panes = ws.cell(row=FIRST_DATA_ROW, column=1)
+    # the designed widths are the floor (room to type); a long header wraps in its two lines
+    fit_columns(ws, HEADER_ROW, floor={i: col.width for i, col in enumerate(spec.columns, start=1)})
+    set_print(ws, HEADER_ROW)
 
 
 def _number_format(col: Column) -> str | None:
