@@ -78,9 +78,27 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
     `prior` lists earlier submissions of the same files (store.PriorSubmission), for the plan's
     严禁弄虚作假: the same file sent again for another month is flagged.
     """
-    rules, received = intake.rules, received_at.date()
     if screened := screen.screen(incoming, intake.own_addresses):
-        return judge.ignore(f"{screened.code}: {screened.reason}")
+        return _unread(judge.ignore(f"{screened.code}: {screened.reason}"), incoming)
+    return _unread(_decide(incoming, intake, received_at, prior, section_override), incoming)
+
+
+def _unread(verdict: Verdict, incoming: Incoming) -> Verdict:
+    """What parsing could not read (files over a limit, a structure too complex) is told with the verdict,
+    in the letter and the record (ignored mail too: no letter, but the record says it); a message with
+    files left unread is at most partly accepted."""
+    if not incoming.problems:
+        return verdict
+    outcome, reason = verdict.outcome, verdict.reason
+    if outcome is Outcome.ACCEPTED and any(p.is_error for p in incoming.problems):
+        outcome = Outcome.PARTIALLY_ACCEPTED
+        reason += "; but part of the message was not read: " + ", ".join(p.code for p in incoming.problems)
+    return replace(verdict, outcome=outcome, reason=reason, problems=(*incoming.problems, *verdict.problems))
+
+
+def _decide(incoming: Incoming, intake: Intake, received_at: dt.datetime, prior: Sequence[Any],
+            section_override: str | None) -> Verdict:
+    rules, received = intake.rules, received_at.date()
     files = [examine(a, rules) for a in incoming.attachments if not a.inline]
     decision = _section(incoming, intake, files, section_override)
     if (decision.section is None and not decision.notify
@@ -156,11 +174,17 @@ def _classify(f: Examined, subject: str, received: dt.date, rules: Rules,
 def _item(f: Examined, c: Classification, intake: Intake, section: str | None, received: dt.date,
           prev: Any) -> ItemResult:
     rules, att = intake.rules, f.attachment
-    problems = [*f.problems, *c.problems]
+    refusal = None if f.problems else judge.file_refusal(f.kind, f.description, att.filename, att.size)
+    refused = refusal is not None or any(p.is_error for p in f.problems)
+    # a file refused for what it is (damaged, empty, a program, a bomb) is told that, not that its
+    # task could not be found: the task is no matter until the file itself is right
+    problems = [*f.problems, *(p for p in c.problems if not (refused and p.code == "task-unknown"))]
+    if refusal:
+        problems.append(refusal)
     rows, data, sheets = 0, {}, ()
     if c.task is not None:
         # a file examine() already refused keeps that precise refusal, not a generic wrong kind
-        wrong_kind = None if f.problems else judge.kind_problem(f.kind, f.description, att.filename, c.task, rules)
+        wrong_kind = None if refused else judge.kind_problem(f.kind, f.description, att.filename, c.task, rules)
         if wrong_kind:
             problems.append(wrong_kind)
         elif f.workbook is not None and not any(p.is_error for p in f.problems):

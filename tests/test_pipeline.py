@@ -232,7 +232,7 @@ def test_human_readable_table(sqlite_config, capsys):
 
 @pytest.mark.parametrize("fixture, code", [("encrypted.xlsx", "workbook-encrypted"), ("macro.xlsm", "workbook-macros"),
                                            ("zip_bomb.xlsx", "workbook-too-large"), ("xml_bomb.xlsx", "workbook-xml-bomb"),
-                                           ("pe_as.xlsx", "wrong-file-kind"), ("truncated.xlsx", "workbook-broken")])
+                                           ("pe_as.xlsx", "executable-file"), ("truncated.xlsx", "workbook-broken")])
 def test_dangerous_or_broken_workbooks_get_a_precise_rejection(fixture, code, sqlite_config, capsys, tmp_path):
     from email.message import EmailMessage
     m = EmailMessage()

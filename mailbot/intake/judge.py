@@ -11,7 +11,7 @@ from mailbot.dates.period import period_label
 from mailbot.intake import classify, filetype
 from mailbot.model import Attachment, FileKind, ItemResult, Outcome, Problem, Rules, Severity, Verdict
 
-__all__ = ["ignore", "no_attachment", "without_files", "missing_sheet", "kind_problem", "not_assigned",
+__all__ = ["ignore", "no_attachment", "without_files", "missing_sheet", "kind_problem", "file_refusal", "not_assigned",
            "same_file_other_period", "item_status", "deadline", "skipped", "outcome", "message_problems",
            "attach_template", "TEMPLATE_HELPS"]
 
@@ -69,6 +69,21 @@ def kind_problem(kind: FileKind, description: str, filename: str, task_no: int, 
     return Problem("wrong-file-kind",
                    f"文件'{filename}'实为{what}" + (f"（{mism}）" if mism else "") + f"，不是任务{task_no}受理的文件类型",
                    hint=f"任务{task_no}受理的文件类型为：{allowed}。")
+
+
+def file_refusal(kind: FileKind, description: str, filename: str, size: int) -> Problem | None:
+    """A file refused for what it is, whatever task it answers: an empty file, a program. Told as
+    such, not as a file whose task could not be found."""
+    if size == 0:
+        return Problem("empty-file", f"文件'{filename}'是空文件（0字节），没有任何内容",
+                       hint="附件可能未保存完整或未上传完成；请打开确认文件内容后重新添加附件发送。")
+    if kind is FileKind.EXECUTABLE:
+        mism = filetype.mismatch(kind, filename)
+        return Problem("executable-file",
+                       f"文件'{filename}'实为{description or filetype.describe(kind)}" + (f"（{mism}）" if mism else "")
+                       + "，可执行程序不予受理",
+                       hint="请核实是否误发了文件，发送按模板填报的工作簿或佐证材料（PDF、图片等）。")
+    return None
 
 
 def not_assigned(task_no: int, section: str | None, rules: Rules) -> Problem | None:

@@ -85,9 +85,12 @@ def _synthetic_id(data: bytes) -> str:
 
 
 def _empty(data: bytes, note: str) -> Incoming:
+    # nothing of the message could be read: say so rather than answer "no attachment"
+    problem = Problem("unreadable-message", "邮件格式异常，未能读取其中的内容和附件，本邮件未予处理",
+                      hint="请新建一封邮件，重新添加附件后发送。")
     return Incoming(message_id=_synthetic_id(data), subject="", from_addr="", from_name="", to=(),
                     cc=(), reply_to=(), date=None, in_reply_to=None, references=(), headers={},
-                    content_type="text/plain", text="", attachments=(), notes=(note,))
+                    content_type="text/plain", text="", attachments=(), problems=(problem,), notes=(note,))
 
 
 # ---------------------------------------------------------------- the MIME tree
@@ -192,6 +195,11 @@ def _chop_newline(part: bytes) -> bytes:
 # ---------------------------------------------------------------- transfer encodings
 
 _B64_CHUNK = re.compile(rb"[A-Za-z0-9+/]+=*")
+# notes that mean the part's bytes could not be recovered: the file is refused as damaged
+_B64_UNDECODED = "base64 body holds text that is not base64; kept undecoded"
+_B64_SKIPPED = "undecodable base64 chunk skipped"
+_UU_SKIPPED = "undecodable uuencoded line skipped"
+_DAMAGED = {_B64_UNDECODED: "base64", _B64_SKIPPED: "base64", _UU_SKIPPED: "uuencode"}
 _B64_CLEAN = re.compile(rb"[^A-Za-z0-9+/=]")
 
 
@@ -199,7 +207,7 @@ def _b64(body: bytes, notes: list[str]) -> bytes:
     compact = b"".join(body.split())
     clean = _B64_CLEAN.sub(b"", compact)
     if len(compact) - len(clean) > max(2, len(compact) // 50):
-        notes.append("base64 body holds text that is not base64; kept undecoded")
+        notes.append(_B64_UNDECODED)
         return body
     out = []
     # decoded chunk by chunk: some encoders concatenate separately padded base64 blocks
@@ -211,7 +219,7 @@ def _b64(body: bytes, notes: list[str]) -> bytes:
         try:
             out.append(binascii.a2b_base64(core + b"=" * (-len(core) % 4)))
         except (binascii.Error, ValueError):
-            notes.append("undecodable base64 chunk skipped")
+            notes.append(_B64_SKIPPED)
     return b"".join(out)
 
 
@@ -234,7 +242,7 @@ def _uu(body: bytes, notes: list[str]) -> bytes:
             try:
                 out.append(binascii.a2b_uu(line[:n]))
             except binascii.Error:
-                notes.append("undecodable uuencoded line skipped")
+                notes.append(_UU_SKIPPED)
     return b"".join(out)
 
 
@@ -307,6 +315,8 @@ class _Parser:
     cids: set[str] = field(default_factory=set)
     unnamed: int = 0
     hint: str | None = None
+    dropped: list[Attachment] = field(default_factory=list)   # over max_files: not read
+    cut: bool = False                                          # MIME structure over its bounds
 
     def run(self) -> Incoming:
         self.budget, limit_notes = unpack.Budget.from_limits(self.limits)
@@ -316,6 +326,7 @@ class _Parser:
         headers = self._headers(root)
         self._collect_cids(root)
         self._walk(root, (), None)
+        self._limit_problems()
         # winmail.dat bodies repeat the MIME text: used only when the message has no other
         texts = self._texts(root) or [t.replace("\r\n", "\n") for t in self.extra_texts]
         from_values = [self._address_text(name, raw) for name, raw in root.headers if name == "from"]
@@ -356,6 +367,8 @@ class _Parser:
         if self.entities > _MAX_ENTITIES or level > _MAX_LEVEL:
             if self.entities == _MAX_ENTITIES + 1 or level == _MAX_LEVEL + 1:
                 self.notes.append("MIME structure too large or too deep; the rest is read as one part")
+            if ctype.startswith("multipart/") or ctype in _MESSAGE_TYPES:
+                self.cut = True   # parts inside it, files among them perhaps, are not read
             return entity
         if ctype.startswith("multipart/"):
             self._split(entity, level)
@@ -378,6 +391,23 @@ class _Parser:
             self.notes.append(f"{entity.ctype}: closing boundary missing")
         child_type = "message/rfc822" if entity.ctype == "multipart/digest" else "text/plain"
         entity.children = [self._entity(p, child_type, level + 1) for p in parts]
+
+    def _limit_problems(self) -> None:
+        """Every bound that stopped a file being read, told to the sender: the bound, and the files."""
+        if self.dropped:
+            n, limit = len(self.dropped), self.budget.max_files
+            names = "、".join(f"'{_shown(a)}'" for a in self.dropped)
+            self.problems.append(Problem(
+                code="too-many-files",
+                message=f"邮件中的附件（含压缩包内的文件）超过每封邮件{limit}个的处理上限，"
+                        f"以下{n}个文件未予处理：{names}",
+                hint=f"请将上述{n}个文件另行发送；附件较多时请分多封邮件发送，每封不超过{limit}个。"))
+        if self.cut:
+            self.problems.append(Problem(
+                code="mime-too-complex",
+                message=f"邮件结构超过处理上限（最多{_MAX_ENTITIES}个组成部分、{_MAX_LEVEL}层嵌套），"
+                        "超出上限部分中的内容（可能包括附件）未予处理",
+                hint="请将附件直接添加到一封新邮件中发送，不要层层转发；附件较多时请分多封邮件发送。"))
 
     # -- headers
 
@@ -536,28 +566,41 @@ class _Parser:
         cid_key = cid.decode("latin-1").strip().strip("<>").strip().lower() if cid else ""
         inline = ((parent == "multipart/related" and bool(cid_key) and cid_key in self.cids)
                   or (entity.disposition.value == "inline" and not _filename_params(entity)))
-        content = _transfer_decode(entity.body, entity.cte, notes)
+        decoded: list[str] = []
+        content = _transfer_decode(entity.body, entity.cte, decoded)
+        notes += decoded
         # no Content-Type at all means text/plain by RFC 2045, which a named file is not
         declared = entity.ctype if entity.header("content-type") is not None else "application/octet-stream"
+        damaged = next((_DAMAGED[n] for n in decoded if n in _DAMAGED), None)
+        problems = (_damaged(name, damaged),) if damaged else ()
         return Attachment(filename=name, content=content, declared_type=declared, inline=inline,
-                          origin=origin, notes=tuple(dict.fromkeys(notes)))
+                          origin=origin, notes=tuple(dict.fromkeys(notes)), problems=problems)
 
     def _add(self, att: Attachment, *, expand: bool = True) -> None:
         if self.budget.files >= self.budget.max_files:
-            if not any(p.code == "too-many-files" for p in self.problems):
-                self.problems.append(Problem(
-                    code="too-many-files",
-                    message=f"邮件中的附件超过{self.budget.max_files}个，超出部分未予处理；请分批发送。"))
+            self.dropped.append(att)
             self.notes.append(f"attachment {att.filename!r} dropped: over max_files")
             return
         self.budget.files += 1
-        if not expand:
+        if not expand or att.problems:   # a damaged file is refused as it is, not opened
             self.attachments.append(att)
             return
         got = unpack.expand(att, self.budget)
         self.attachments.extend(got.attachments)
         self.notes.extend(got.notes)
         self.extra_texts.extend(got.texts)
+
+
+def _shown(att: Attachment) -> str:
+    """A file as the sender knows it: its name, after where it was found (转发邮件'…' > 材料.zip > 表.xlsx)."""
+    return " > ".join((*att.origin, att.filename))
+
+
+def _damaged(filename: str, encoding: str) -> Problem:
+    return Problem(
+        code="damaged-encoding",
+        message=f"附件'{filename}'的传输编码（{encoding}）已损坏，无法解码还原为原文件，未予处理",
+        hint="附件在发送或转发过程中被破坏；请重新添加该附件后发送，或将其压缩后发送。")
 
 
 def _forward_label(subject: str) -> str:

@@ -1,8 +1,12 @@
 """What every letter shares: the greeting, the closing, a task's label, the Letter value and the RFC 5322 builder."""
 from __future__ import annotations
 
+import binascii
+import codecs
 import datetime as dt
 import html
+import quopri
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -13,7 +17,8 @@ from mailbot.dates.zone import zh_date
 from mailbot.intake.screen import BOT_HEADER
 from mailbot.model import Rules
 
-__all__ = ["Letter", "greeting", "closing", "task_label", "mail_domain", "make_message", "XLSX_MIME"]
+__all__ = ["Letter", "greeting", "closing", "task_label", "mail_domain", "make_message", "safe_header", "safe_text",
+           "XLSX_MIME"]
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -58,6 +63,67 @@ def mail_domain(address: str) -> str:
     return address.rsplit("@", 1)[-1] if "@" in address else "mailbot.invalid"
 
 
+# C0/C1 controls, DEL and the Unicode line separators: no header may carry them, and in a body only
+# tab and line feed are wanted. Lone surrogates (from undecodable bytes) cannot be encoded at all.
+_HEADER_JUNK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_BODY_JUNK = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_WORDLIKE = re.compile(r"=\?([^?\s]*)\?([QqBb])\?([^?\s]*)\?=")
+
+
+def safe_text(text: str) -> str:
+    """A body text that always encodes: lone surrogates become U+FFFD, controls other than tab and
+    line feed are dropped (carriage returns become line feeds)."""
+    text = _SURROGATE.sub("\ufffd", text).replace("\r\n", "\n").replace("\r", "\n")
+    return _BODY_JUNK.sub("", text)
+
+
+def _encodes(name: str, value: str) -> bool:
+    try:
+        m = EmailMessage()
+        m[name] = value
+        m.as_bytes()
+        return True
+    except Exception:  # noqa: BLE001 - the email package raises whatever its folding trips on
+        return False
+
+
+def _decode_word(m: re.Match) -> str:
+    """What a leftover encoded word (the parser could not decode it: an empty or unknown charset)
+    most likely says, decoded with replacement characters rather than kept as a trap for the folder."""
+    label, enc, payload = m[1].split("*", 1)[0], m[2], m[3].encode("ascii", "replace")
+    try:
+        data = (binascii.a2b_base64(payload + b"=" * (-len(payload) % 4)) if enc in "Bb"
+                else quopri.decodestring(payload.replace(b"_", b" "), header=True))
+    except (binascii.Error, ValueError):
+        return m[3]
+    try:
+        codec = codecs.lookup(label).name if label else "utf-8"
+    except LookupError:
+        codec = "utf-8"
+    try:
+        return data.decode(codec, "replace")
+    except Exception:  # noqa: BLE001 - a codec that cannot even replace
+        return data.decode("utf-8", "replace")
+
+
+def safe_header(value: str, name: str = "Subject") -> str:
+    """`value` in a form the email package can always write: controls and line breaks become spaces,
+    lone surrogates U+FFFD; encoded-word look-alikes it would choke on are decoded (with replacement);
+    as a last resort the text is kept in ASCII. A letter must never fail for a header it repeats."""
+    text = _HEADER_JUNK.sub(" ", _SURROGATE.sub("\ufffd", str(value)))
+    text = re.sub(" {2,}", " ", text).strip()
+    if _encodes(name, text):
+        return text
+    text = _HEADER_JUNK.sub(" ", _WORDLIKE.sub(_decode_word, text))
+    if _encodes(name, text):
+        return text
+    text = text.replace("=?", "= ?").replace("?=", "? =")
+    if _encodes(name, text):
+        return text
+    return text.encode("ascii", "replace").decode("ascii")
+
+
 def _html_body(plain: str) -> str:
     lines = []
     for line in plain.splitlines():
@@ -74,6 +140,11 @@ def _html_body(plain: str) -> str:
             + "\n".join(lines) + "</body></html>")
 
 
+def _msgid(ident: str) -> str:
+    """A message id as it may stand between angle brackets: printable ASCII, no brackets or spaces."""
+    return re.sub(r"[^!-~]|[<>]", "", ident.encode("ascii", "replace").decode("ascii"))
+
+
 def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: str, plain: str,
                  message_id: str, now: dt.datetime, in_reply_to: str | None = None,
                  references: Sequence[str] = (), cc: Sequence[str] = (),
@@ -82,10 +153,11 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     """An RFC 5322 message, UTF-8, plain and HTML, with attachments (name, bytes, mime type)."""
     msg = EmailMessage()
     msg["From"] = Address(display_name=sender_name, addr_spec=sender)
-    msg["To"] = ", ".join(to)
+    msg["To"] = safe_header(", ".join(to), "To")
     if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = subject
+        msg["Cc"] = safe_header(", ".join(cc), "Cc")
+    msg["Subject"] = safe_header(subject)
+    plain = safe_text(plain)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{message_id}>"
     threading_lines = b""
@@ -93,6 +165,8 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
         # Written by hand: the email policy folds a long id list into RFC 2047 words, which
         # breaks threading; here each id may go on its own folded line, as RFC 5322 allows.
         refs = [r for r in references if r] + ([in_reply_to] if in_reply_to not in references else [])
+        refs = [r for r in (_msgid(r) for r in refs) if r]
+        in_reply_to = _msgid(in_reply_to)
         threading_lines = (f"In-Reply-To: <{in_reply_to}>\n"
                            f"References: {chr(10).join(' ' * (i > 0) + f'<{r}>' for i, r in enumerate(refs))}\n"
                            ).encode("ascii", "replace")
@@ -102,6 +176,7 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     msg.set_content(plain, charset="utf-8")
     msg.add_alternative(_html_body(plain), subtype="html", charset="utf-8")
     for name, data, mime in attachments:
+        name = safe_header(name, "X-Name")
         maintype, _, subtype = mime.partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     raw = msg.as_bytes()

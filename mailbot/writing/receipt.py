@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from mailbot.dates.period import period_label
 from mailbot.dates.zone import bureau_date, bureau_time, zh_date, zh_time
 from mailbot.model import Incoming, ItemResult, Outcome, Problem, Rules, Verdict
-from mailbot.writing.common import XLSX_MIME, Letter, closing, greeting, mail_domain, make_message, task_label
+from mailbot.writing.common import (XLSX_MIME, Letter, closing, greeting, mail_domain, make_message, safe_header,
+                                    task_label)
 from mailbot.writing.template_letter import template_letter
 
 __all__ = ["draft_reply"]
@@ -140,7 +141,8 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
         return template_letter(verdict, incoming, receipt_no, rules, mailbox_address, mailbox_name,
                                now, template, to)
     tag = _SUBJECT_TAG[verdict.outcome]
-    subject = f"【{tag}】{receipt_no} {incoming.subject or '（无主题）'}"
+    # the sender's subject is repeated: in a form that always encodes (and stores)
+    subject = safe_header(f"【{tag}】{receipt_no} {incoming.subject or '（无主题）'}")
     kind = _KIND[verdict.outcome]
     message_id = f"{receipt_no}.{kind}@{mail_domain(mailbox_address)}"
     plain = _plain_body(verdict, incoming, receipt_no, rules, received_at, now, mailbox_name)
