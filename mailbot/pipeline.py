@@ -23,7 +23,7 @@ from mailbot.failpoints import failpoint
 from mailbot.intake import classify, judge, parse, screen, trust
 from mailbot.intake.examine import Examined, cover_value, examine, looks_like_submission, validate_task
 from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, Rules, Verdict
-from mailbot.writing.receipt import draft_reply
+from mailbot.writing.receipt import draft_reply, resent_letter
 
 __all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "Processed"]
 
@@ -65,6 +65,7 @@ class IntakeStore(Protocol):
                verdict: Verdict, outbox: Callable[[str], list[Any]], now: dt.datetime) -> Any: ...
     def record_failure(self, raw_sha256: str, source: str, stage: str, error: str, traceback: str) -> Any: ...
     def message_detail(self, ref: int | str) -> Any: ...
+    def queue(self, mails: Iterable[Any], *, now: dt.datetime | None = None, message_ref: int | None = None) -> Any: ...
     def confirm_quarantined(self, ref: int | str, *, verdict: Verdict, outbox: Callable[[str], list[Any]],
                             now: dt.datetime) -> Any: ...
 
@@ -260,6 +261,28 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
     return verdict
 
 
+def _answer_resent(existing: Any, incoming: Incoming, intake: Intake, store: IntakeStore, sha: str, source: str,
+                   now: dt.datetime) -> dict[str, Any] | None:
+    """The same bytes again. From the same place (a crash before the mailbox was settled, `ingest`
+    run twice) it is a redelivery and gets nothing; as a new copy from a section's registered
+    address, a clerk sent it again because unsure it arrived: say briefly that it did, once per copy."""
+    if existing.source == source or not existing.section or intake.section_of(existing.from_addr) != existing.section:
+        return None
+    from mailbot.store.core import OutgoingMail
+    key = hashlib.sha256(f"{sha}\0{source}".encode()).hexdigest()[:12]
+    letter = resent_letter(section=existing.section, to=[existing.from_addr], subject=incoming.subject,
+                           message_id_in=incoming.message_id, references=incoming.references,
+                           receipt_no=existing.receipt_no, first_received=existing.received_at,
+                           outcome=existing.outcome, key=key, mailbox_address=intake.mailbox_address,
+                           mailbox_name=intake.mailbox_name, now=now)
+    [queued] = store.queue([OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
+                                         mail_message_id=letter.message_id, raw=letter.raw,
+                                         dedupe_key=f"resent:{key}")], now=now, message_ref=existing.id)
+    if not queued.created:                        # this copy was answered already
+        return None
+    return {"to": list(letter.recipients), "subject": letter.subject, "message_id": letter.message_id}
+
+
 def _period_for_template(verdict: Verdict, subject: str, received: dt.date) -> str:
     """The month the answer is about, not the month it is written in: a November ledger rejected on
     3 December gets November's template (its items' month, else the one month its subject names)."""
@@ -291,8 +314,9 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
         stage = "lookup"
         existing = store.find_message(incoming.message_id, sha)
         if existing is not None:
+            reply = _answer_resent(existing, incoming, intake, store, sha, source, now)
             return Processed(incoming.message_id, sha, existing.outcome, "already processed: " + (existing.reason or ""),
-                             existing.section, existing.receipt_no, (), None, duplicate=True)
+                             existing.section, existing.receipt_no, (), reply, duplicate=True)
         prior = store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
         stage = "decide"
         verdict = decide(incoming, intake, received_at, prior)

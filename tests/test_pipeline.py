@@ -275,3 +275,19 @@ def test_a_template_request_gets_the_sections_blank_template_by_return(sqlite_co
         import openpyxl
         wb = openpyxl.load_workbook(io.BytesIO(att.get_content()))
         assert "诚信宣传活动台账" in wb.sheetnames or len(wb.sheetnames) > 3
+
+
+def test_the_same_mail_sent_again_as_a_new_copy_is_answered_briefly_once(sqlite_config, capsys, tmp_path):
+    import shutil
+    original = ROOT / "examples" / "01-fagui-monthly-mutt.eml"
+    again = tmp_path / "again.eml"
+    shutil.copyfile(original, again)              # the very same bytes, arriving as another copy
+    [first] = ingest(capsys, sqlite_config, original)
+    [second] = ingest(capsys, sqlite_config, again)
+    assert second["duplicate"] and second["receipt_no"] == first["receipt_no"]
+    assert second["reply"]["subject"].startswith(f"【已收到】{first['receipt_no']}")
+    assert second["reply"]["to"] == first["reply"]["to"]
+    [third] = ingest(capsys, sqlite_config, again)     # the same copy again (a redelivery): nothing more
+    assert third["duplicate"] and third["reply"] is None
+    [fourth] = ingest(capsys, sqlite_config, original)
+    assert fourth["reply"] is None
