@@ -25,8 +25,8 @@ from mailbot.intake import screen
 from mailbot.intake import validate
 from mailbot.intake import workbook
 from mailbot.failpoints import failpoint
-from mailbot.model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Rules,
-                    Severity, Verdict)
+from mailbot.model import (Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, OutgoingMail, Problem,
+                    Rules, Severity, Verdict)
 from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.period import period_label
 from mailbot.dates.zone import bureau_time
@@ -294,7 +294,6 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
                    now: dt.datetime, template_for: Any, drafted: dict[str, Any]):
     """The outbox callable store.record runs inside its transaction, once the receipt number exists;
     `drafted` receives the reply's address and subject for the caller's report."""
-    from mailbot.store.core import OutgoingMail
     template = None
     if verdict.attach_template and verdict.section and template_for is not None:
         template = template_for(verdict.section, _period_for_template(verdict, received_at.date()))

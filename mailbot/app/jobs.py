@@ -27,7 +27,7 @@ from typing import Any
 from mailbot.writing.letters import make_message, mail_domain
 from mailbot.duties.office import Office
 from mailbot.duties.reminders import ReminderSettings
-from mailbot.store.core import OutgoingMail
+from mailbot.model import OutgoingMail
 from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.zone import bureau_zone
 

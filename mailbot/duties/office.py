@@ -43,13 +43,13 @@ from typing import Any
 from mailbot.store.files import write_atomically
 from mailbot.dates.deadlines import Due, deadlines_for_period, shift_of
 from mailbot.writing.letters import make_message, mail_domain, task_label
-from mailbot.model import Rules
+from mailbot.model import OutgoingMail, Rules
 from mailbot.duties.package import (build_evidence_zip, build_package, build_score, dual_publicity_rates,
                       evidence_zip_filename, package_filename)
 from mailbot.duties.reminders import (Reminder, ReminderLetter, ReminderSettings, count_reminders, group_by_section,
                         overdue_text, reminder_text, reminders_due)
 from mailbot.duties.status import Cell, ScoreRow, status_matrix, year_score, yearly_counts
-from mailbot.store.core import OutgoingMail, Store, StoredSubmission
+from mailbot.store.core import Store, StoredSubmission
 from mailbot.duties.templates import template_bytes, template_filename
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.zone import bureau_time, bureau_zone, iso, zh_date, zh_weekday

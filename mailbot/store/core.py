@@ -26,11 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from mailbot.store.files import write_atomically
-from mailbot.model import Incoming, Outcome, Verdict
+from mailbot.model import Incoming, Outcome, OutgoingMail, Verdict
 
 __all__ = [
     "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
-    "OutgoingMail", "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission",
+    "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission",
     "RecordResult", "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail",
     "Store", "MIGRATIONS_DIR", "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES",
     "receipt_number", "MailboxStateRow", "MailboxKeyRow", "MailboxPosition",
@@ -328,18 +328,6 @@ class MailboxPosition:
 
 
 # ---------------------------------------------------------------- values in and out
-
-@dataclass(frozen=True)
-class OutgoingMail:
-    """A mail to queue: built completely (bytes and Message-ID) before its row is written."""
-    # receipt | rejection | quarantine_notice | reminder | overdue | digest | package | template
-    kind: str
-    recipients: tuple[str, ...]
-    subject: str
-    mail_message_id: str           # the stable Message-ID of the outgoing mail, with or without <>
-    raw: bytes
-    dedupe_key: str | None = None  # "reminder:政策法规科:3:2026-11:5wd": queued at most once
-
 
 @dataclass(frozen=True)
 class StoredMessage:
