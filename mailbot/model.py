@@ -16,6 +16,7 @@ __all__ = [
     "Attachment", "Incoming", "Screening",
     "FileKind", "Table", "Workbook",
     "ItemClass", "Classification", "ItemResult", "Outcome", "Verdict", "Authentication",
+    "OutgoingMail",
 ]
 
 
@@ -388,3 +389,17 @@ class Authentication:
     `authserv_id`; a message claiming a registered address must show `require`=pass there."""
     authserv_id: str
     require: str = "dmarc"        # dmarc | dkim | spf
+
+
+# ---------------------------------------------------------------- mail going out
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A mail to queue: built completely (bytes and Message-ID) before its row is written."""
+    # receipt | rejection | quarantine_notice | reminder | overdue | digest | package | template
+    kind: str
+    recipients: tuple[str, ...]
+    subject: str
+    mail_message_id: str           # the stable Message-ID of the outgoing mail, with or without <>
+    raw: bytes
+    dedupe_key: str | None = None  # "reminder:政策法规科:3:2026-11:5wd": queued at most once

@@ -22,7 +22,7 @@ from mailbot.dates.zone import bureau_time
 from mailbot.failpoints import failpoint
 from mailbot.intake import classify, judge, parse, screen, trust
 from mailbot.intake.examine import Examined, cover_value, examine, looks_like_submission, validate_task
-from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, Rules, Verdict
+from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, OutgoingMail, Rules, Verdict
 from mailbot.writing.receipt import draft_reply, resent_letter
 
 __all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "Processed"]
@@ -228,7 +228,6 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
                    now: dt.datetime, template_for: TemplateFor | None, drafted: dict[str, Any]):
     """The outbox callable store.record runs inside its transaction, once the receipt number exists;
     `drafted` receives the reply's address and subject for the caller's report."""
-    from mailbot.store.core import OutgoingMail
     template = None
     if verdict.attach_template and verdict.section and template_for is not None:
         template = template_for(verdict.section, _period_for_template(verdict, incoming.subject, received_at.date()))
@@ -268,7 +267,6 @@ def _answer_resent(existing: Any, incoming: Incoming, intake: Intake, store: Int
     address, a clerk sent it again because unsure it arrived: say briefly that it did, once per copy."""
     if existing.source == source or not existing.section or intake.section_of(existing.from_addr) != existing.section:
         return None
-    from mailbot.store.core import OutgoingMail
     key = hashlib.sha256(f"{sha}\0{source}".encode()).hexdigest()[:12]
     letter = resent_letter(section=existing.section, to=[existing.from_addr], subject=incoming.subject,
                            message_id_in=incoming.message_id, references=incoming.references,

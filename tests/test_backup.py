@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from mailbot.store.backup import BackupError, RestoreError, _libpq, backup, restore, stored_files
-from mailbot.store import OutgoingMail, Store
+from mailbot.model import OutgoingMail
+from mailbot.store import Store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -23,7 +23,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from mailbot.app.config import MailServer
 from mailbot.writing.common import make_message
 from mailbot.transport.smtp import DEFAULT_POLICY, RetryPolicy, deliver_due, deliver_due_sync
-from mailbot.store import OutgoingMail, Store
+from mailbot.model import OutgoingMail
+from mailbot.store import Store
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 26, 1, 30, tzinfo=UTC)

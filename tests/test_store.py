@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from mailbot.model import (
-    Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, Problem, Severity, Verdict,
+    Attachment, Evidence, FileKind, Incoming, ItemResult, Outcome, OutgoingMail, Problem, Severity, Verdict,
 )
 from mailbot.store import (
-    Base, OutgoingMail, Store, receipt_number,
+    Base, Store, receipt_number,
 )
 
 UTC = dt.UTC

@@ -25,7 +25,7 @@ from mailbot.app.config import Config
 from mailbot.redact import redact
 from mailbot.dates.zone import bureau_zone
 from mailbot.store.files import write_atomically
-from mailbot.store.core import Store
+from mailbot.store import Store
 
 __all__ = ["Daemon", "PollSummary", "health_report", "HEALTH_FILE"]
 

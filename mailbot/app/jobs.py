@@ -28,7 +28,7 @@ from mailbot.writing.common import mail_domain, make_message
 from mailbot.writing.notices import calendar_gap_notice
 from mailbot.duties.office import Office
 from mailbot.duties.reminders import ReminderSettings
-from mailbot.store.core import OutgoingMail
+from mailbot.model import OutgoingMail
 from mailbot.dates.zone import bureau_zone
 
 __all__ = ["register", "run_job", "DaemonExecutor", "schedule", "trigger", "JOBS"]

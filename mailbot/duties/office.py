@@ -52,7 +52,8 @@ from mailbot.duties.package import (build_evidence_zip, build_package, build_sco
 from mailbot.duties.reminders import (Reminder, ReminderLetter, ReminderSettings, count_reminders, group_by_section,
                                      reminders_due)
 from mailbot.duties.status import Cell, ScoreRow, status_matrix, year_score, yearly_counts
-from mailbot.store.core import OutgoingMail, Store, StoredSubmission
+from mailbot.model import OutgoingMail
+from mailbot.store import Store, StoredSubmission
 from mailbot.duties.templates import template_bytes, template_filename
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.zone import bureau_time, bureau_zone, iso

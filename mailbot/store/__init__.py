@@ -1,4 +1,38 @@
 """Everything mailbot keeps: the database (messages, submissions, outbox, shunt, mailbox
-positions) and the stored files, behind one facade, `Store`."""
-from mailbot.store.core import *  # noqa: F401,F403
-from mailbot.store.core import __all__  # noqa: F401
+positions) and the stored files, behind one facade, `Store`.
+
+Files are written temp-then-rename under `storage_dir` and never rewritten or deleted; the
+records (messages, attachments, submissions, outbox, failures) live in SQLite by default or
+PostgreSQL by URL, in a schema that only Alembic migrations create (`Store.upgrade()`). Every
+public method is one transaction and speaks in plain values: no Session leaves this package.
+
+Each concern is a class in its own module (blobs, messages, outbox, shunt, positions), all
+sharing the engine and transactions of `database.Database`; `Store` is all of them in one
+object, so callers keep one handle. Rows live in `schema`, the values handed out in `records`.
+"""
+from mailbot.store.blobs import Blobs
+from mailbot.store.database import MIGRATIONS_DIR
+from mailbot.store.messages import Messages
+from mailbot.store.outbox import Outbox
+from mailbot.store.positions import Positions
+from mailbot.store.records import (
+    MailboxPosition, MessageDetail, OutboxMail, OutboxStats, PriorSubmission, Queued, RecordResult,
+    StoredAttachment, StoredFailure, StoredMessage, StoredSubmission,
+)
+from mailbot.store.schema import (
+    MESSAGE_OUTCOMES, OUTBOX_STATUSES, SUBMISSION_STATUSES, AttachmentRow, Base, FailureRow,
+    MailboxKeyRow, MailboxStateRow, MessageRow, OutboxRow, SubmissionRow, receipt_number,
+)
+from mailbot.store.shunt import Shunt
+
+__all__ = [
+    "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
+    "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission",
+    "RecordResult", "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail",
+    "Store", "MIGRATIONS_DIR", "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES",
+    "receipt_number", "MailboxStateRow", "MailboxKeyRow", "MailboxPosition",
+]
+
+
+class Store(Messages, Outbox, Blobs, Shunt, Positions):
+    """The one door to the bot's files and records."""

@@ -17,7 +17,7 @@ from mailbot.writing.common import closing, greeting, task_label
 if TYPE_CHECKING:   # types only: the store needs SQLAlchemy, and the office imports this module
     from mailbot.duties.office import PlannedLetter
     from mailbot.duties.status import Cell
-    from mailbot.store.core import StoredSubmission
+    from mailbot.store import StoredSubmission
 
 __all__ = ["digest_text", "completion_text", "package_text"]
 

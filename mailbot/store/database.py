@@ -1,0 +1,131 @@
+"""The engine and its transactions, SQLite's settings, and the schema that Alembic migrations make."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from mailbot.store.schema import _json_dumps, _json_loads
+
+__all__ = ["Database", "MIGRATIONS_DIR"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    """What every part of the store shares: the engine, one transaction per call, the storage folder."""
+
+    def __init__(self, url: str, storage_dir: Path, *, sqlite_busy_timeout_ms: int = 15000):
+        self.url = url
+        self.storage_dir = Path(storage_dir)
+        self.engine = sa.create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=_json_loads,
+            **({} if url.startswith("sqlite") else {"pool_pre_ping": True}),
+        )
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        if self._sqlite:
+            db = self.engine.url.database
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _configure_sqlite(self.engine, sqlite_busy_timeout_ms)
+            # Writers start with BEGIN IMMEDIATE: a deferred transaction that reads and then
+            # writes can fail at once with SQLITE_BUSY in WAL mode, busy timeout or not.
+            self._write_engine = self.engine.execution_options(mailbot_sqlite_begin="IMMEDIATE")
+        else:
+            self._write_engine = self.engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self, *, write: bool = False) -> Iterator[Session]:
+        with Session(self._write_engine if write else self.engine, expire_on_commit=False) as s, s.begin():
+            yield s
+
+    def _insert(self, table: type[Any]) -> Any:
+        """An INSERT that can say ON CONFLICT DO NOTHING, in this database's dialect."""
+        if self._sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
+
+    def _alembic_config(self, connection: sa.Connection | None = None):
+        from alembic.config import Config
+        cfg = Config()
+        # ConfigParser interpolates '%'; a path may contain one.
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Create or upgrade the schema with the Alembic migrations (the only way it is made)."""
+        from alembic import command
+        with self._write_engine.connect() as conn:
+            if self._sqlite:
+                # Batch migrations rebuild a table by copy-drop-rename; with foreign keys on, the
+                # drop would fail or cascade. The pragma is ignored inside a transaction, so it
+                # goes to the driver before SQLAlchemy begins one.
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+            try:
+                with conn.begin():
+                    if not self._sqlite:
+                        # Two processes starting together must not both run the same migration.
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                                     {"k": _advisory_key("mailbot:migrations")})
+                    command.upgrade(self._alembic_config(conn), revision)
+                    if self._sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"migration to {revision} broke foreign keys: {broken[:10]}")
+            finally:
+                if self._sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's current revision, the migrations' head): equal when up to date."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head or ""
+
+
+def _advisory_key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (the module's
+        # own implicit BEGIN breaks SAVEPOINT and cannot do BEGIN IMMEDIATE).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit survives power loss; the IMAP move that follows a commit relies on it.
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("mailbot_sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())

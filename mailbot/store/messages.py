@@ -1,0 +1,321 @@
+"""Received messages, their files and submissions: recorded with their verdict, and read back."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailbot.model import Incoming, Outcome, OutgoingMail, Verdict
+from mailbot.store.blobs import Blobs, _check_sha
+from mailbot.store.database import _advisory_key
+from mailbot.store.outbox import Outbox
+from mailbot.store.records import (
+    MessageDetail, PriorSubmission, RecordResult, StoredMessage, StoredSubmission,
+    _outbox_mail, _stored_attachment, _stored_message, _stored_submission,
+)
+from mailbot.store.schema import (
+    SUBMISSION_STATUSES, AttachmentRow, MessageRow, OutboxRow, SubmissionRow,
+    _aware, _message_id_key, _utcnow, receipt_number,
+)
+
+__all__ = ["Messages"]
+
+
+# Built on Outbox and Blobs: record() saves a message's files before its transaction and
+# queues its replies inside it.
+class Messages(Outbox, Blobs):
+    """Messages, their attachments and submissions, and the queries the CLI and reports make."""
+
+    def find_message(self, message_id: str, raw_sha256: str) -> StoredMessage | None:
+        with self._tx() as s:
+            row = self._find(s, _message_id_key(message_id), raw_sha256)
+            return _stored_message(row) if row is not None else None
+
+    @staticmethod
+    def _find(s: Session, key: str, raw_sha256: str) -> MessageRow | None:
+        return s.scalars(sa.select(MessageRow).where(
+            MessageRow.message_id == key, MessageRow.raw_sha256 == raw_sha256)).one_or_none()
+
+    def prior_submissions(self, sha256s: Iterable[str]) -> list[PriorSubmission]:
+        """Every earlier submission of these files, oldest first."""
+        shas = sorted(set(sha256s))
+        if not shas:
+            return []
+        with self._tx() as s:
+            rows = s.execute(
+                sa.select(SubmissionRow, MessageRow.receipt_no)
+                .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
+                .where(SubmissionRow.sha256.in_(shas))
+                .order_by(SubmissionRow.id)
+            ).all()
+            return [PriorSubmission(
+                sha256=r.sha256, section=r.section, task=r.task, period=r.period, submission_id=r.id,
+                receipt_no=receipt or "", status=r.status, received_at=r.received_at,
+            ) for r, receipt in rows]
+
+    def record(
+        self,
+        *,
+        incoming: Incoming,
+        raw_sha256: str,
+        received_at: dt.datetime,
+        source: str,
+        verdict: Verdict,
+        outbox: Sequence[OutgoingMail] | Callable[[str], Sequence[OutgoingMail]] = (),
+        now: dt.datetime | None = None,
+    ) -> RecordResult:
+        """Store one processed message with its files, submissions and replies, all or nothing.
+
+        `outbox` may be a callable taking the receipt number, which exists only inside the
+        transaction; if it raises, nothing is recorded. Recording the same (Message-ID, raw)
+        again writes nothing and returns the first record with created=False.
+        """
+        received_at = _aware(received_at, "received_at")
+        now = _aware(now, "now") if now is not None else _utcnow()
+        _check_sha(raw_sha256)
+        key = _message_id_key(incoming.message_id)
+
+        existing = self._existing_result(key, raw_sha256)
+        if existing is not None:
+            return existing
+
+        # Files first, outside the transaction: content-addressed, so a rolled-back record
+        # leaves only a file some later record will point to, never a row without its file.
+        contents: dict[str, bytes] = {}
+        declared: dict[str, str] = {}
+        for a in incoming.attachments:
+            sha = hashlib.sha256(a.content).hexdigest()
+            contents.setdefault(sha, a.content)
+            declared.setdefault(sha, a.declared_type)
+        for item in verdict.items:
+            if item.sha256 not in contents:
+                raise ValueError(f"verdict item {item.filename!r} ({item.sha256}) matches no attachment of the message")
+        for sha in {item.sha256 for item in verdict.items}:
+            self.save_file(contents[sha])
+
+        try:
+            with self._tx(write=True) as s:
+                # Checked again inside the write transaction: another process may have won.
+                if self._find(s, key, raw_sha256) is not None:
+                    raise _AlreadyRecorded
+                msg = MessageRow(
+                    message_id=key, raw_sha256=raw_sha256, received_at=received_at,
+                    from_addr=incoming.from_addr, from_name=incoming.from_name, subject=incoming.subject,
+                    source=source, outcome=_value(verdict.outcome), reason=verdict.reason,
+                    section=verdict.section,
+                    section_evidence=[dataclasses.asdict(e) for e in verdict.section_evidence],
+                    problems=[p.as_dict() for p in verdict.problems], receipt_no=None, created_at=now,
+                )
+                s.add(msg)
+                s.flush()
+                msg.receipt_no = receipt_number(received_at, msg.id)
+                s.flush()
+
+                files = {sha: (len(contents[sha]), declared[sha]) for sha in contents}
+                sub_ids = self._record_items(s, msg, verdict, files)
+
+                mails = outbox(msg.receipt_no) if callable(outbox) else outbox
+                queued = [self._queue_one(s, m, msg.id, now) for m in mails]
+                stored = _stored_message(msg)
+            return RecordResult(stored, True, tuple(sub_ids), tuple(q.id for q in queued))
+        except (_AlreadyRecorded, IntegrityError):
+            # The race lost on PostgreSQL surfaces as a unique violation on the message key.
+            existing = self._existing_result(key, raw_sha256)
+            if existing is None:
+                raise
+            return existing
+
+    def _existing_result(self, key: str, raw_sha256: str) -> RecordResult | None:
+        with self._tx() as s:
+            row = self._find(s, key, raw_sha256)
+            if row is None:
+                return None
+            subs = s.scalars(sa.select(SubmissionRow.id).where(SubmissionRow.message_ref == row.id)
+                             .order_by(SubmissionRow.id)).all()
+            outs = s.scalars(sa.select(OutboxRow.id).where(OutboxRow.message_ref == row.id)
+                             .order_by(OutboxRow.id)).all()
+            return RecordResult(_stored_message(row), False, tuple(subs), tuple(outs))
+
+    def _record_items(self, s: Session, msg: MessageRow, verdict: Verdict,
+                      files: dict[str, tuple[int, str]]) -> list[int]:
+        new_subs: list[SubmissionRow] = []
+        for position, item in enumerate(verdict.items):
+            att = AttachmentRow(
+                message_ref=msg.id, position=position, filename=item.filename, sha256=item.sha256,
+                size=files[item.sha256][0], kind=_value(item.kind), origin=list(item.origin),
+                declared_type=files[item.sha256][1],
+                status=item.status, problems=[p.as_dict() for p in item.problems],
+            )
+            s.add(att)
+            s.flush()
+            # a quarantined message counts for nothing until a person confirms its section
+            if (item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES
+                    or verdict.outcome is Outcome.QUARANTINED):
+                continue
+            sub = _submission_row(msg, att, item, verdict)
+            s.add(sub)
+            new_subs.append(sub)
+        s.flush()
+
+        self._supersede(s, msg, [x for x in new_subs if x.status == "accepted"])
+        self._mark_duplicates(s, msg, new_subs)
+        return [x.id for x in new_subs]
+
+    def _supersede(self, s: Session, msg: MessageRow, accepted: list[SubmissionRow]) -> None:
+        # Files of one message for the same (section, task, period) complete each other (a
+        # ledger and its signed scan); a later message replaces them all, history kept.
+        by_key: dict[tuple[str | None, int, str], list[SubmissionRow]] = {}
+        for sub in accepted:
+            by_key.setdefault((sub.section, sub.task, sub.period), []).append(sub)
+        for key in sorted(by_key, key=lambda k: (k[0] or "", k[1], k[2])):
+            new = by_key[key]
+            section, task, period = key
+            if not self._sqlite:
+                # Two messages for the same key committing together would both stay current.
+                s.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                          {"k": _advisory_key(f"supersede:{section}:{task}:{period}")})
+            current = s.scalars(sa.select(SubmissionRow).where(
+                _is(SubmissionRow.section, section), SubmissionRow.task == task,
+                SubmissionRow.period == period, SubmissionRow.status == "accepted",
+                SubmissionRow.superseded_by.is_(None), SubmissionRow.message_ref != msg.id,
+            ).order_by(SubmissionRow.id)).all()
+            # A replayed older message must not replace what a newer one already sent.
+            newer = [c for c in current if c.received_at > msg.received_at]
+            if newer:
+                for sub in new:
+                    sub.superseded_by = newer[0].id
+            else:
+                for c in current:
+                    c.superseded_by = new[0].id
+        s.flush()
+
+    def _mark_duplicates(self, s: Session, msg: MessageRow, subs: list[SubmissionRow]) -> None:
+        for sub in subs:
+            # Prefer an accepted original: that is the month the file already counted for.
+            earlier = s.scalars(sa.select(SubmissionRow.id).where(
+                SubmissionRow.sha256 == sub.sha256, SubmissionRow.period != sub.period,
+                SubmissionRow.message_ref != msg.id,
+            ).order_by(sa.case((SubmissionRow.status == "accepted", 0), else_=1), SubmissionRow.id)
+              .limit(1)).first()
+            sub.duplicate_of = earlier
+        s.flush()
+
+    def confirm_quarantined(self, ref: int | str, *, verdict: Verdict,
+                            outbox: Callable[[str], Sequence[OutgoingMail]],
+                            now: dt.datetime | None = None) -> RecordResult:
+        """A person confirmed a quarantined message's section: record its verdict in place (same
+        message row, same files, same receipt number), write its submissions and queue the reply,
+        in one transaction. The quarantine notice already sent stays in the outbox history."""
+        now = _aware(now, "now") if now is not None else _utcnow()
+        with self._tx(write=True) as s:
+            msg = self._message_by_ref(s, ref)
+            if msg is None:
+                raise LookupError(f"no message {ref!r}")
+            if msg.outcome != Outcome.QUARANTINED.value:
+                raise ValueError(f"message {msg.receipt_no} is {msg.outcome}, not quarantined")
+            atts = s.scalars(sa.select(AttachmentRow).where(AttachmentRow.message_ref == msg.id)
+                             .order_by(AttachmentRow.position)).all()
+            if [a.sha256 for a in atts] != [i.sha256 for i in verdict.items]:
+                raise ValueError(f"message {msg.receipt_no}: the new verdict's files differ from the recorded ones")
+            msg.outcome = _value(verdict.outcome)
+            msg.reason = verdict.reason
+            msg.section = verdict.section
+            msg.section_evidence = [dataclasses.asdict(e) for e in verdict.section_evidence]
+            msg.problems = [p.as_dict() for p in verdict.problems]
+            subs = []
+            for att, item in zip(atts, verdict.items):
+                att.status = item.status
+                att.problems = [p.as_dict() for p in item.problems]
+                if item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES:
+                    continue
+                sub = _submission_row(msg, att, item, verdict)
+                s.add(sub)
+                subs.append(sub)
+            s.flush()
+            self._supersede(s, msg, [x for x in subs if x.status == "accepted"])
+            self._mark_duplicates(s, msg, subs)
+            queued = [self._queue_one(s, m, msg.id, now) for m in outbox(msg.receipt_no)]
+            return RecordResult(_stored_message(msg), True, tuple(x.id for x in subs), tuple(q.id for q in queued))
+
+    @staticmethod
+    def _message_by_ref(s: Session, ref: int | str) -> MessageRow | None:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+            return s.get(MessageRow, int(ref))
+        return s.scalars(sa.select(MessageRow).where(MessageRow.receipt_no == ref.strip().upper())).one_or_none()
+
+    def messages(self, limit: int = 50, outcome: Outcome | str | None = None) -> list[StoredMessage]:
+        """The latest messages, newest first."""
+        q = sa.select(MessageRow).order_by(MessageRow.id.desc()).limit(limit)
+        if outcome is not None:
+            q = q.where(MessageRow.outcome == _value(outcome))
+        with self._tx() as s:
+            return [_stored_message(r) for r in s.scalars(q)]
+
+    def submissions(self, section: str | None = None, task: int | None = None,
+                    period: str | None = None, current_only: bool = True) -> list[StoredSubmission]:
+        """Submissions ordered by section, task, period, id; by default only the current accepted ones."""
+        q = (sa.select(SubmissionRow, MessageRow.receipt_no, AttachmentRow.filename)
+             .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
+             .join(AttachmentRow, SubmissionRow.attachment_ref == AttachmentRow.id)
+             .order_by(SubmissionRow.section, SubmissionRow.task, SubmissionRow.period, SubmissionRow.id))
+        if section is not None:
+            q = q.where(SubmissionRow.section == section)
+        if task is not None:
+            q = q.where(SubmissionRow.task == task)
+        if period is not None:
+            q = q.where(SubmissionRow.period == period)
+        if current_only:
+            q = q.where(SubmissionRow.status == "accepted", SubmissionRow.superseded_by.is_(None))
+        with self._tx() as s:
+            return [_stored_submission(r, receipt, filename) for r, receipt, filename in s.execute(q)]
+
+    def message_detail(self, ref: int | str) -> MessageDetail | None:
+        """A message with its files, submissions and mails, by row id or receipt number."""
+        with self._tx() as s:
+            row = self._message_by_ref(s, ref)
+            if row is None:
+                return None
+            atts = s.scalars(sa.select(AttachmentRow).where(AttachmentRow.message_ref == row.id)
+                             .order_by(AttachmentRow.position, AttachmentRow.id)).all()
+            names = {a.id: a.filename for a in atts}
+            subs = s.scalars(sa.select(SubmissionRow).where(SubmissionRow.message_ref == row.id)
+                             .order_by(SubmissionRow.id)).all()
+            outs = s.scalars(sa.select(OutboxRow).where(OutboxRow.message_ref == row.id)
+                             .order_by(OutboxRow.id)).all()
+            return MessageDetail(
+                message=_stored_message(row),
+                attachments=tuple(_stored_attachment(a) for a in atts),
+                submissions=tuple(_stored_submission(x, row.receipt_no, names.get(x.attachment_ref, ""))
+                                  for x in subs),
+                outbox=tuple(_outbox_mail(o) for o in outs),
+            )
+
+
+class _AlreadyRecorded(Exception):
+    """Raised inside record()'s transaction to roll it back when another writer got there first."""
+
+
+def _submission_row(msg: MessageRow, att: AttachmentRow, item: Any, verdict: Verdict) -> SubmissionRow:
+    return SubmissionRow(
+        message_ref=msg.id, attachment_ref=att.id, sha256=item.sha256, section=verdict.section,
+        task=item.task, period=item.period, status=item.status,
+        errors=[p.as_dict() for p in item.errors], warnings=[p.as_dict() for p in item.warnings],
+        evidence=[dataclasses.asdict(e) for e in item.evidence], rows=item.rows,
+        sheets=list(item.sheets), data=dict(item.data), received_at=msg.received_at,
+        due=item.due, on_time=item.on_time,
+    )
+
+
+def _value(v: Any) -> Any:
+    return v.value if isinstance(v, enum.Enum) else v
+
+
+def _is(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
