@@ -252,6 +252,11 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
     cap = intake.replies_per_sender_per_hour
     if not verdict.reply or verdict.outcome is Outcome.IGNORED or cap is None:
         return verdict
+    # A registered section sending files always gets its receipt: the cap is for loops, and a
+    # section's eleventh real submission in an hour (month-end) is no loop.
+    if verdict.section and verdict.outcome is not Outcome.QUARANTINED and \
+            any(i.status != "skipped" for i in verdict.items) and not incoming.sender_problems:
+        return verdict
     # every address the reply would reach, copies included: a forger must not flood a section by Cc
     for to in (verdict.recipients + verdict.copy_to) or (incoming.from_addr,):
         if to and store.auto_replies_since(to, now - dt.timedelta(hours=1)) >= cap:

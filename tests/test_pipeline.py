@@ -291,3 +291,39 @@ def test_the_same_mail_sent_again_as_a_new_copy_is_answered_briefly_once(sqlite_
     assert third["duplicate"] and third["reply"] is None
     [fourth] = ingest(capsys, sqlite_config, original)
     assert fourth["reply"] is None
+
+
+def test_a_section_sending_files_always_gets_its_receipt_whatever_the_cap(sqlite_config, capsys, tmp_path):
+    text = sqlite_config.read_text(encoding="utf-8").replace("replies_per_sender_per_hour: 10",
+                                                              "replies_per_sender_per_hour: 2")
+    sqlite_config.write_text(text, encoding="utf-8")
+    raw = (ROOT / "examples" / "01-fagui-monthly-mutt.eml").read_bytes()
+    files = []
+    for n in range(4):
+        p = tmp_path / f"s{n}.eml"
+        p.write_bytes(_resend(raw, f"month-end{n}@x"))
+        files.append(p)
+    results = ingest(capsys, sqlite_config, *files)
+    assert [r["outcome"] for r in results] == ["accepted"] * 4
+    assert all(r["reply"] is not None for r in results)
+
+
+def test_a_vacation_reply_to_a_rejection_gets_no_answer(sqlite_config, capsys, tmp_path):
+    [rejected] = ingest(capsys, sqlite_config, DATA / "cases" / "mailutils_no_attachment.eml")
+    assert rejected["outcome"] == "rejected" and rejected["reply"]
+    to = rejected["reply"]["to"][0]
+    mid = rejected["reply"]["message_id"]
+    replies = []
+    for n, (headers, body) in enumerate([
+            (f"In-Reply-To: <{mid}>\r\n", "您好，我正在休假，将于12月10日返回。"),     # names our letter
+            ("", "This is an automatic reply: I am out of the office."),                 # only the subject
+            ("", "收到，谢谢。")]):
+        raw = (f"From: {to}\r\nTo: xyjgk@cqscjg.example.cn\r\nSubject: Re: {rejected['reply']['subject']}\r\n"
+               f"Message-ID: <vac{n}@x>\r\n{headers}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
+        p = tmp_path / f"v{n}.eml"
+        p.write_bytes(raw.encode("utf-8"))
+        replies.append(p)
+    results = ingest(capsys, sqlite_config, *replies)
+    assert [r["outcome"] for r in results] == ["ignored"] * 3
+    assert all(r["reply"] is None for r in results)
+    assert "answers mailbot's letter" in results[0]["reason"] and "receipt" in results[2]["reason"]

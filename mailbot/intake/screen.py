@@ -78,8 +78,45 @@ def _vendor_auto_reply(m: Incoming, own: frozenset[str]) -> Screening | None:
     return None
 
 
+# Receipt numbers and the Message-IDs mailbot gives its letters (writing/: "<receipt>.<kind>@domain").
+_RECEIPT_NO = re.compile(r"XY\d{8}-\d{5}")
+# What vacation replies say when their client adds no header at all (seen: QQ, 163, Outlook web).
+_VACATION_TEXT = re.compile(
+    r"(自动回复|自动答复|正在休假|休假中|外出|出差|不在办公室|暂时无法(查看|回复)|将于.{0,16}(返回|回来|上班)|"
+    r"回来后.{0,6}回复|out of (the )?office|on (annual )?leave|on vacation|away from (my|the) (desk|office)|"
+    r"limited access to (my )?e-?mail|will (respond|reply|be back))", re.I)
+
+
+def _has_files(m: Incoming) -> bool:
+    return any(not a.inline for a in m.attachments)
+
+
+def _answers_our_letter(m: Incoming, own: frozenset[str]) -> Screening | None:
+    # A reply to one of mailbot's letters that carries no evidence file is a person's remark or
+    # a robot's echo; answering it again is how a loop with a vacation responder starts.
+    if _has_files(m):
+        return None
+    domains = {a.rsplit("@", 1)[-1] for a in own if "@" in a}
+    ids = [i for i in (m.in_reply_to, *m.references) if i]
+    ours = [i for i in ids if _RECEIPT_NO.match(i) and i.rsplit("@", 1)[-1].lower() in domains]
+    if ours:
+        return Screening("reply-to-bot", f"answers mailbot's letter <{ours[0]}> and carries no file")
+    if (n := _RECEIPT_NO.search(m.subject or "")) and re.match(r"^\s*(re|回复|答复|aw|sv)\s*[:：]", m.subject or "", re.I):
+        return Screening("reply-to-bot", f"a reply quoting receipt {n.group(0)} with no file")
+    return None
+
+
+def _vacation_without_headers(m: Incoming, own: frozenset[str]) -> Screening | None:
+    if _has_files(m):
+        return None
+    if _VACATION_TEXT.search((m.text or "")[:400]):
+        return Screening("auto-reply", "no file, and the text reads as an automatic absence reply")
+    return None
+
+
 CHECKS: tuple[Callable[[Incoming, frozenset[str]], Screening | None], ...] = (
     _own_mail, _auto_submitted, _bounce, _precedence, _mailing_list, _vendor_auto_reply,
+    _answers_our_letter, _vacation_without_headers,
 )
 
 
