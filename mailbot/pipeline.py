@@ -246,6 +246,10 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
     return outbox
 
 
+# How a reason records that the cap withheld the answer (`mailbot outbox list --state withheld` shows them).
+WITHHELD_NOTE = "no reply:"
+
+
 def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store: Any, now: dt.datetime) -> Verdict:
     """Draft no reply once an address has had its hourly share: a misbehaving auto-responder
     must not start a loop. The message is still recorded; only the answer is withheld."""
@@ -261,7 +265,7 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
     for to in (verdict.recipients + verdict.copy_to) or (incoming.from_addr,):
         if to and store.auto_replies_since(to, now - dt.timedelta(hours=1)) >= cap:
             return replace(verdict, reply=False,
-                           reason=f"{verdict.reason}; no reply: {to} already had {cap} automatic replies this hour")
+                           reason=f"{verdict.reason}; {WITHHELD_NOTE} {to} already had {cap} automatic replies this hour")
     return verdict
 
 

@@ -327,3 +327,28 @@ def test_a_vacation_reply_to_a_rejection_gets_no_answer(sqlite_config, capsys, t
     assert [r["outcome"] for r in results] == ["ignored"] * 3
     assert all(r["reply"] is None for r in results)
     assert "answers mailbot's letter" in results[0]["reason"] and "receipt" in results[2]["reason"]
+
+
+def test_outbox_list_shows_every_letter_and_what_the_cap_withheld(sqlite_config, capsys, tmp_path):
+    text = sqlite_config.read_text(encoding="utf-8").replace("replies_per_sender_per_hour: 10",
+                                                              "replies_per_sender_per_hour: 1")
+    sqlite_config.write_text(text, encoding="utf-8")
+    raw = (DATA / "cases" / "mailutils_no_attachment.eml").read_bytes()
+    files = []
+    for n in range(2):
+        p = tmp_path / f"w{n}.eml"
+        p.write_bytes(_resend(raw, f"withheld{n}@x"))
+        files.append(p)
+    first, second = ingest(capsys, sqlite_config, *files)
+    assert first["reply"] and second["reply"] is None
+    capsys.readouterr()
+    assert cli.main(["--config", str(sqlite_config), "outbox", "list", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    [queued] = [r for r in rows if r["state"] == "queued"]
+    [held] = [r for r in rows if r["state"] == "withheld"]
+    assert queued["to"] == first["reply"]["to"] and queued["subject"] == first["reply"]["subject"]
+    assert queued["in_reply_to"] == "withheld0@x" and "邮件中未找到附件" in queued["text"]
+    assert queued["attachments"] and queued["attachments"][0].endswith(".xlsx")
+    assert held["receipt_no"] == second["receipt_no"] and held["in_reply_to"] == "withheld1@x"
+    assert cli.main(["--config", str(sqlite_config), "outbox", "list", "--json", "--state", "sent"]) == 0
+    assert capsys.readouterr().out == ""

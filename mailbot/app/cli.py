@@ -313,6 +313,59 @@ def cmd_restore(args) -> int:
     return 0
 
 
+_OUTBOX_STATES = {"queued": ("pending", "failed_temporary"), "sent": ("sent",), "failed": ("failed_permanent",)}
+
+
+def _outbox_row(o) -> dict[str, Any]:
+    import email
+    import email.policy
+    m = email.message_from_bytes(o.raw, policy=email.policy.default)
+    body = m.get_body(("plain",))
+    state = next(k for k, v in _OUTBOX_STATES.items() if o.status in v)
+    return {"id": o.id, "kind": o.kind, "state": state, "status": o.status,
+            "to": [a.addr_spec for a in m["To"].addresses] if m["To"] else list(o.recipients),
+            "cc": [a.addr_spec for a in m["Cc"].addresses] if m["Cc"] else [],
+            "subject": o.subject, "message_id": o.mail_message_id.strip("<>"),
+            "in_reply_to": (m["In-Reply-To"] or "").strip().strip("<>") or None,
+            "attachments": [a.get_filename() for a in m.iter_attachments()],
+            "text": body.get_content() if body is not None else "",
+            "created_at": _iso(o.created_at), "sent_at": _iso(o.sent_at), "last_error": o.last_error}
+
+
+def _iso(t):
+    from mailbot.dates.zone import iso
+    return iso(t)
+
+
+def cmd_outbox_list(args) -> int:
+    """The operator's view of every letter: where it went, what it said, whether it left."""
+    from mailbot.pipeline import WITHHELD_NOTE
+    config = _load_config(args)
+    store = _open_store(config)
+    rows: list[dict[str, Any]] = []
+    if args.state in (None, "queued", "sent", "failed"):
+        states = _OUTBOX_STATES[args.state] if args.state else None
+        mails = store.outbox(limit=args.limit) if states is None else [
+            o for s in states for o in store.outbox(status=s, limit=args.limit)]
+        rows += [_outbox_row(o) for o in sorted(mails, key=lambda o: -o.id)[:args.limit]]
+    if args.state in (None, "withheld"):
+        # answers the hourly cap held back: recorded on the message, never silently lost
+        for m in store.messages(limit=10_000):
+            if WITHHELD_NOTE in (m.reason or ""):
+                rows.append({"kind": "withheld", "state": "withheld", "to": [m.from_addr], "cc": [],
+                             "subject": m.subject, "message_id": None, "in_reply_to": m.message_id,
+                             "attachments": [], "text": "", "receipt_no": m.receipt_no, "reason": m.reason,
+                             "created_at": _iso(m.created_at)})
+    for r in rows:
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False))
+        else:
+            print(f"{r['state']:<9} {r['kind']:<18} {', '.join(r['to'])}  {r['subject']}")
+    if not args.json:
+        print(f"{len(rows)} letter(s)")
+    return 0
+
+
 def cmd_health(args) -> int:
     from mailbot.app.daemon import health_report
     config = _load_config(args)
@@ -757,6 +810,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
     sc.set_defaults(func=cmd_score)
 
+    ob = sub.add_parser("outbox", help="the letters mailbot queued, sent, failed to send or withheld")
+    obsub = ob.add_subparsers(dest="outbox_command", required=True)
+    ol = obsub.add_parser("list", help="every letter: to, cc, subject, state, Message-ID, attachments, text")
+    ol.add_argument("--state", choices=("queued", "sent", "failed", "withheld"))
+    ol.add_argument("--limit", type=int, default=1000)
+    ol.add_argument("--json", action="store_true")
+    ol.set_defaults(func=cmd_outbox_list)
     bk = sub.add_parser("backup", help="a consistent snapshot of the database and every stored file, while the daemon runs")
     bk.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
     bk.set_defaults(func=cmd_backup)
