@@ -60,7 +60,7 @@ class IntakeStore(Protocol):
     def read_raw(self, sha256: str) -> bytes: ...
     def find_message(self, message_id: str, raw_sha256: str) -> Any: ...
     def prior_submissions(self, sha256s: Iterable[str]) -> list[Any]: ...
-    def auto_replies_since(self, address: str, since: dt.datetime) -> int: ...
+    def auto_replies_since(self, address: str, since: dt.datetime, *, kinds: Sequence[str] = ...) -> int: ...
     def record(self, *, incoming: Incoming, raw_sha256: str, received_at: dt.datetime, source: str,
                verdict: Verdict, outbox: Callable[[str], list[Any]], now: dt.datetime) -> Any: ...
     def record_failure(self, raw_sha256: str, source: str, stage: str, error: str, traceback: str) -> Any: ...
@@ -261,8 +261,17 @@ def _apply_reply_cap(verdict: Verdict, incoming: Incoming, intake: Intake, store
     if verdict.section and verdict.outcome is not Outcome.QUARANTINED and \
             any(i.status != "skipped" for i in verdict.items) and not incoming.sender_problems:
         return verdict
+    targets = (verdict.recipients + verdict.copy_to) or (incoming.from_addr,)
+    if verdict.outcome is Outcome.REJECTED and not verdict.items:
+        # a mail without files is told so once a day: the second such rejection would answer an echo
+        day_start = dt.datetime.combine(bureau_time(now).date(), dt.time.min, bureau_time(now).tzinfo)
+        for to in targets[:1]:
+            if to and store.auto_replies_since(to, day_start, kinds=("rejection",)) >= 1:
+                return replace(verdict, reply=False,
+                               reason=f"{verdict.reason}; {WITHHELD_NOTE} {to} was already told today that a mail "
+                                      f"had no files")
     # every address the reply would reach, copies included: a forger must not flood a section by Cc
-    for to in (verdict.recipients + verdict.copy_to) or (incoming.from_addr,):
+    for to in targets:
         if to and store.auto_replies_since(to, now - dt.timedelta(hours=1)) >= cap:
             return replace(verdict, reply=False,
                            reason=f"{verdict.reason}; {WITHHELD_NOTE} {to} already had {cap} automatic replies this hour")
