@@ -16,7 +16,7 @@ __all__ = [
     "Attachment", "Incoming", "Screening",
     "FileKind", "Table", "Workbook",
     "ItemClass", "Classification", "ItemResult", "Outcome", "Verdict", "Authentication",
-    "OutgoingMail",
+    "OutgoingMail", "Replaced",
 ]
 
 
@@ -403,3 +403,13 @@ class OutgoingMail:
     mail_message_id: str           # the stable Message-ID of the outgoing mail, with or without <>
     raw: bytes
     dedupe_key: str | None = None  # "reminder:政策法规科:3:2026-11:5wd": queued at most once
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """An earlier accepted submission a new one replaced (same section, task and month)."""
+    task: int
+    period: str
+    receipt_no: str
+    received_at: dt.datetime
+    from_addr: str

@@ -22,7 +22,7 @@ from mailbot.dates.zone import bureau_time
 from mailbot.failpoints import failpoint
 from mailbot.intake import classify, judge, parse, screen, trust
 from mailbot.intake.examine import Examined, cover_value, examine, looks_like_submission, validate_task
-from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, OutgoingMail, Rules, Verdict
+from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, OutgoingMail, Replaced, Rules, Verdict
 from mailbot.writing.receipt import draft_reply, resent_letter
 
 __all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "Processed"]
@@ -62,11 +62,11 @@ class IntakeStore(Protocol):
     def prior_submissions(self, sha256s: Iterable[str]) -> list[Any]: ...
     def auto_replies_since(self, address: str, since: dt.datetime, *, kinds: Sequence[str] = ...) -> int: ...
     def record(self, *, incoming: Incoming, raw_sha256: str, received_at: dt.datetime, source: str,
-               verdict: Verdict, outbox: Callable[[str], list[Any]], now: dt.datetime) -> Any: ...
+               verdict: Verdict, outbox: Callable[..., list[Any]], now: dt.datetime) -> Any: ...
     def record_failure(self, raw_sha256: str, source: str, stage: str, error: str, traceback: str) -> Any: ...
     def message_detail(self, ref: int | str) -> Any: ...
     def queue(self, mails: Iterable[Any], *, now: dt.datetime | None = None, message_ref: int | None = None) -> Any: ...
-    def confirm_quarantined(self, ref: int | str, *, verdict: Verdict, outbox: Callable[[str], list[Any]],
+    def confirm_quarantined(self, ref: int | str, *, verdict: Verdict, outbox: Callable[..., list[Any]],
                             now: dt.datetime) -> Any: ...
 
 
@@ -232,14 +232,22 @@ def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, receive
     if verdict.attach_template and verdict.section and template_for is not None:
         template = template_for(verdict.section, _period_for_template(verdict, incoming.subject, received_at.date()))
 
-    def outbox(receipt_no: str) -> list[Any]:
-        letter = draft_reply(verdict=verdict, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
+    def outbox(receipt_no: str, replaced: Sequence[Replaced] = ()) -> list[Any]:
+        v = verdict
+        others = [r for r in replaced if r.from_addr.lower() != (incoming.from_addr or "").lower()]
+        if others and v.section:
+            # replacing what another address of the section sent: every registered address hears of it
+            to = {a.lower() for a in (v.recipients or (incoming.from_addr,))}
+            section_addresses = tuple(a for a, s in intake.address_sections.items()
+                                      if s == v.section and a.lower() not in to)
+            v = replace(v, copy_to=tuple(dict.fromkeys(v.copy_to + section_addresses)))
+        letter = draft_reply(verdict=v, incoming=incoming, receipt_no=receipt_no, rules=intake.rules,
                              mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name,
-                             received_at=received_at, now=now, template=template)
+                             received_at=received_at, now=now, template=template, replaced=tuple(replaced))
         if letter is None:
             return []
-        drafted["reply"] = {"to": [r for r in letter.recipients if r not in verdict.copy_to],
-                            "cc": [r for r in letter.recipients if r in verdict.copy_to],
+        drafted["reply"] = {"to": [r for r in letter.recipients if r not in v.copy_to],
+                            "cc": [r for r in letter.recipients if r in v.copy_to],
                             "subject": letter.subject, "message_id": letter.message_id}
         return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
                              mail_message_id=letter.message_id, raw=letter.raw)]

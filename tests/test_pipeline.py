@@ -353,3 +353,21 @@ def test_outbox_list_shows_every_letter_and_what_the_cap_withheld(sqlite_config,
     assert held["receipt_no"] == second["receipt_no"] and held["in_reply_to"] == "withheld1@x"
     assert cli.main(["--config", str(sqlite_config), "outbox", "list", "--json", "--state", "sent"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_a_receipt_names_what_it_replaces_and_another_hand_is_copied(sqlite_config, capsys, tmp_path):
+    raw = (ROOT / "examples" / "01-fagui-monthly-mutt.eml").read_bytes()
+    second = tmp_path / "second.eml"
+    m = email.message_from_bytes(_resend(raw, "correction@x"), policy=email.policy.compat32)
+    m.replace_header("From", "Zhang Wei <zhang.wei@cqscjg.example.cn>")     # the section's other address
+    second.write_bytes(m.as_bytes())
+    [first] = ingest(capsys, sqlite_config, ROOT / "examples" / "01-fagui-monthly-mutt.eml")
+    [again] = ingest(capsys, sqlite_config, second, received="2026-11-21T10:00:00+08:00")
+    assert again["outcome"] == "accepted"
+    assert again["reply"]["to"] == ["zhang.wei@cqscjg.example.cn"]
+    assert "fagui@cqscjg.example.cn" in again["reply"]["cc"]
+    capsys.readouterr()
+    assert cli.main(["--config", str(sqlite_config), "outbox", "list", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    letter = next(r for r in rows if r["subject"] == again["reply"]["subject"])
+    assert f"原回执编号{first['receipt_no']}" in letter["text"] and "（由fagui@cqscjg.example.cn发送）" in letter["text"]

@@ -64,7 +64,7 @@ def verdict(*items: ItemResult, outcome: Outcome = Outcome.ACCEPTED, section: st
     )
 
 
-def reply(receipt_no: str, n: int = 0) -> list[OutgoingMail]:
+def reply(receipt_no: str, replaced=(), n: int = 0) -> list[OutgoingMail]:
     body = f"Subject: 回执 {receipt_no}\r\n\r\n已收到，回执编号{receipt_no}。\r\n".encode("utf-8")
     return [OutgoingMail(kind="receipt", recipients=("zcfg@example.gov.cn",), subject=f"回执 {receipt_no}",
                          mail_message_id=f"<receipt-{receipt_no}-{n}@mailbot>", raw=body)]
@@ -223,7 +223,7 @@ def test_record_is_one_transaction(store):
     inc, v = incoming(a), verdict(item(a))
     seen = []
 
-    def failing_outbox(receipt_no):
+    def failing_outbox(receipt_no, replaced=()):
         seen.append(receipt_no)
         raise RuntimeError("template broke")
 
@@ -241,7 +241,7 @@ def test_recording_the_same_message_twice_yields_one_record(store):
     a = attachment(b"ledger")
     inc, v = incoming(a), verdict(item(a))
     first = record(store, inc, v)
-    again = record(store, inc, v, outbox=lambda r: reply(r, n=1))
+    again = record(store, inc, v, outbox=lambda r, replaced=(): reply(r, n=1))
     assert not again.created and again.duplicate
     assert again.receipt_no == first.receipt_no and again.message == first.message
     assert again.submission_ids == first.submission_ids and again.outbox_ids == first.outbox_ids
@@ -388,7 +388,7 @@ def test_chinese_text_round_trips_exactly(store):
                    hint="请核对18位代码")
     inc = incoming(a, subject=subject)
     mail_raw = f"Subject: {subject}\r\n\r\n您好！\r\n".encode("gb18030")
-    res = record(store, inc, verdict(item(a, problems=(prob,))), outbox=lambda r: [OutgoingMail(
+    res = record(store, inc, verdict(item(a, problems=(prob,))), outbox=lambda r, replaced=(): [OutgoingMail(
         kind="receipt", recipients=("张三 <zcfg@example.gov.cn>",), subject=f"回执：{subject}",
         mail_message_id=f"{r}@mailbot", raw=mail_raw)])
     d = store.message_detail(res.receipt_no)

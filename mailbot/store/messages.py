@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailbot.model import Incoming, Outcome, OutgoingMail, Verdict
+from mailbot.model import Incoming, Outcome, OutgoingMail, Replaced, Verdict
 from mailbot.store.blobs import Blobs, _check_sha
 from mailbot.store.database import _advisory_key
 from mailbot.store.outbox import Outbox
@@ -74,7 +74,8 @@ class Messages(Outbox, Blobs):
         """Store one processed message with its files, submissions and replies, all or nothing.
 
         `outbox` may be a callable taking the receipt number, which exists only inside the
-        transaction; if it raises, nothing is recorded. Recording the same (Message-ID, raw)
+        transaction, and the earlier submissions this one replaced (model.Replaced), which the
+        receipt names; if it raises, nothing is recorded. Recording the same (Message-ID, raw)
         again writes nothing and returns the first record with created=False.
         """
         received_at = _aware(received_at, "received_at")
@@ -119,9 +120,9 @@ class Messages(Outbox, Blobs):
                 s.flush()
 
                 files = {sha: (len(contents[sha]), declared[sha]) for sha in contents}
-                sub_ids = self._record_items(s, msg, verdict, files)
+                sub_ids, replaced = self._record_items(s, msg, verdict, files)
 
-                mails = outbox(msg.receipt_no) if callable(outbox) else outbox
+                mails = outbox(msg.receipt_no, replaced) if callable(outbox) else outbox
                 queued = [self._queue_one(s, m, msg.id, now) for m in mails]
                 stored = _stored_message(msg)
             return RecordResult(stored, True, tuple(sub_ids), tuple(q.id for q in queued))
@@ -144,7 +145,7 @@ class Messages(Outbox, Blobs):
             return RecordResult(_stored_message(row), False, tuple(subs), tuple(outs))
 
     def _record_items(self, s: Session, msg: MessageRow, verdict: Verdict,
-                      files: dict[str, tuple[int, str]]) -> list[int]:
+                      files: dict[str, tuple[int, str]]) -> tuple[list[int], tuple[Replaced, ...]]:
         new_subs: list[SubmissionRow] = []
         for position, item in enumerate(verdict.items):
             att = AttachmentRow(
@@ -164,14 +165,15 @@ class Messages(Outbox, Blobs):
             new_subs.append(sub)
         s.flush()
 
-        self._supersede(s, msg, [x for x in new_subs if x.status == "accepted"])
+        replaced = self._supersede(s, msg, [x for x in new_subs if x.status == "accepted"])
         self._mark_duplicates(s, msg, new_subs)
-        return [x.id for x in new_subs]
+        return [x.id for x in new_subs], replaced
 
-    def _supersede(self, s: Session, msg: MessageRow, accepted: list[SubmissionRow]) -> None:
+    def _supersede(self, s: Session, msg: MessageRow, accepted: list[SubmissionRow]) -> tuple[Replaced, ...]:
         # Files of one message for the same (section, task, period) complete each other (a
         # ledger and its signed scan); a later message replaces them all, history kept.
         by_key: dict[tuple[str | None, int, str], list[SubmissionRow]] = {}
+        replaced: list[Replaced] = []
         for sub in accepted:
             by_key.setdefault((sub.section, sub.task, sub.period), []).append(sub)
         for key in sorted(by_key, key=lambda k: (k[0] or "", k[1], k[2])):
@@ -194,7 +196,14 @@ class Messages(Outbox, Blobs):
             else:
                 for c in current:
                     c.superseded_by = new[0].id
+                    # the receipt says what it replaces, and a section told of a change by another hand
+                    earlier = s.get(MessageRow, c.message_ref)
+                    if earlier is not None and all(r.receipt_no != earlier.receipt_no or r.task != task
+                                                   for r in replaced):
+                        replaced.append(Replaced(task, period, earlier.receipt_no, earlier.received_at,
+                                                 earlier.from_addr))
         s.flush()
+        return tuple(replaced)
 
     def _mark_duplicates(self, s: Session, msg: MessageRow, subs: list[SubmissionRow]) -> None:
         for sub in subs:
@@ -239,9 +248,9 @@ class Messages(Outbox, Blobs):
                 s.add(sub)
                 subs.append(sub)
             s.flush()
-            self._supersede(s, msg, [x for x in subs if x.status == "accepted"])
+            replaced = self._supersede(s, msg, [x for x in subs if x.status == "accepted"])
             self._mark_duplicates(s, msg, subs)
-            queued = [self._queue_one(s, m, msg.id, now) for m in outbox(msg.receipt_no)]
+            queued = [self._queue_one(s, m, msg.id, now) for m in outbox(msg.receipt_no, replaced)]
             return RecordResult(_stored_message(msg), True, tuple(x.id for x in subs), tuple(q.id for q in queued))
 
     @staticmethod

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from mailbot.dates.period import period_label
 from mailbot.dates.zone import bureau_date, bureau_time, zh_date, zh_time
-from mailbot.model import Incoming, ItemResult, Outcome, Problem, Rules, Verdict
+from mailbot.model import Incoming, ItemResult, Outcome, Problem, Replaced, Rules, Verdict
 from mailbot.writing.common import (XLSX_MIME, Letter, closing, greeting, mail_domain, make_message, safe_header,
                                     task_label)
 from mailbot.writing.template_letter import template_letter
@@ -75,7 +75,8 @@ def _timing(item: ItemResult, received_at: dt.datetime) -> str | None:
 
 
 def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,
-                received_at: dt.datetime, now: dt.datetime, mailbox_name: str) -> str:
+                received_at: dt.datetime, now: dt.datetime, mailbox_name: str,
+                replaced: Sequence[Replaced] = ()) -> str:
     out = [greeting(verdict.section), "",
            f"    {mailbox_name}公务邮箱已于{zh_time(received_at)}收到您的邮件《{incoming.subject or '（无主题）'}》，现回复如下。",
            "",
@@ -102,6 +103,10 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
                 out.append("     识别依据：" + "；".join(e.detail for e in item.evidence))
             if (timing := _timing(item, received_at)) is not None:
                 out.append(f"     {timing}")
+            for r in replaced:
+                if item.status == "accepted" and r.task == item.task and r.period == item.period:
+                    by = "" if r.from_addr.lower() == (incoming.from_addr or "").lower() else f"（由{r.from_addr}发送）"
+                    out.append(f"     本次材料替代{zh_time(r.received_at)}报送的材料{by}，原回执编号{r.receipt_no}。")
             if item.errors:
                 out.append(f"     问题（{len(item.errors)}处）：")
                 out += _problem_lines(item.errors, "     ")
@@ -127,8 +132,10 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
 
 def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Rules,
                 mailbox_address: str, mailbox_name: str, received_at: dt.datetime,
-                now: dt.datetime, template: tuple[str, bytes] | None = None) -> Letter | None:
-    """The reply to a section's message, or None where no reply is due (ignored mail)."""
+                now: dt.datetime, template: tuple[str, bytes] | None = None,
+                replaced: Sequence[Replaced] = ()) -> Letter | None:
+    """The reply to a section's message, or None where no reply is due (ignored mail). `replaced`:
+    the earlier submissions this one replaced (the store knows them once it has recorded it)."""
     if not verdict.reply or (verdict.outcome is Outcome.IGNORED and not verdict.template_period):
         return None
     # decide() chose the addresses (Reply-To only where registered to the same section); never
@@ -145,7 +152,7 @@ def draft_reply(*, verdict: Verdict, incoming: Incoming, receipt_no: str, rules:
     subject = safe_header(f"【{tag}】{receipt_no} {incoming.subject or '（无主题）'}")
     kind = _KIND[verdict.outcome]
     message_id = f"{receipt_no}.{kind}@{mail_domain(mailbox_address)}"
-    plain = _plain_body(verdict, incoming, receipt_no, rules, received_at, now, mailbox_name)
+    plain = _plain_body(verdict, incoming, receipt_no, rules, received_at, now, mailbox_name, replaced)
     atts = []
     if verdict.attach_template and template:
         atts.append((template[0], template[1], XLSX_MIME))
