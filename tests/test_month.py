@@ -366,8 +366,8 @@ def _check_package(config, boxes, got) -> None:
     assert (folder / evidence_zip_filename("2026-11")).read_bytes() == atts[evidence_zip_filename("2026-11")]
     ws = openpyxl.load_workbook(io.BytesIO(atts[package_filename("2026-11")]))[STATUS_SHEET]
     rows = {r[0]: r[1:] for r in ws.iter_rows(min_row=3, max_row=13, values_only=True)}
-    assert rows["办公室"][8] == "未报送" and rows["信用监管科"][0] == "逾期" and rows["信用监管科"][8] == "按时"
-    assert rows["个私服务中心"][5] == "按时" and rows["食品流通科"][7] == "按时" and rows["政策法规科"][2] == "按时"
+    assert rows["办公室"][8] == "未报送" and rows["信用监管科"][0] == "逾期报送" and rows["信用监管科"][8] == "按时报送"
+    assert rows["个私服务中心"][5] == "按时报送" and rows["食品流通科"][7] == "按时报送" and rows["政策法规科"][2] == "按时报送"
     with zipfile.ZipFile(io.BytesIO(atts[evidence_zip_filename("2026-11")])) as z:
         names = z.namelist()
     assert any(n.startswith("信用监管科/任务9_联合奖惩台账/") for n in names)
