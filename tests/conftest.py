@@ -153,7 +153,7 @@ _SLOW_FIXTURES = {"make_postgres_db", "postgres_server", "postgres_url", "databa
                   "smtp_relay", "make_smtp_relay", "test_cert", "sqlite_config", "sample", "shared_dir"}
 _SLOW_MODULES = {"test_faults", "test_daemon", "test_month", "test_demo", "test_mailservers", "test_mailbox",
                  "test_sender", "test_cli", "test_office", "test_store", "test_boundaries", "test_corpus_parse",
-                 "test_backup", "test_bundle"}
+                 "test_backup", "test_bundle", "test_secrets"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -172,6 +172,7 @@ def run(rules, cal, start, end, queued, step=dt.timedelta(minutes=30), down=None
     return sent
 
 
+@pytest.mark.slow
 def test_simulated_month_sends_exactly_the_expected_letters(small, cal):
     queued: dict = {}
     sent = run(small, cal, bj(2026, 10, 1, 0), bj(2026, 11, 15, 0), queued)
