@@ -207,10 +207,14 @@ def test_a_crash_in_a_stage_is_shunted_and_the_next_message_goes_on(sqlite_confi
     assert r3["outcome"] == "accepted"
 
 
+def _set_cap(config: Path, per_hour: int) -> None:
+    text = config.read_text(encoding="utf-8").replace("replies_per_sender_per_hour: 10",
+                                                      f"replies_per_sender_per_hour: {per_hour}")
+    config.write_text(text, encoding="utf-8")
+
+
 def test_reply_cap_stops_an_auto_responder_loop(sqlite_config, capsys, tmp_path):
-    text = sqlite_config.read_text(encoding="utf-8").replace("replies_per_sender_per_hour: 10",
-                                                              "replies_per_sender_per_hour: 2")
-    sqlite_config.write_text(text, encoding="utf-8")
+    _set_cap(sqlite_config, 2)
     raw = (DATA / "cases" / "mailutils_no_attachment.eml").read_bytes()
     files = []
     for n in range(4):
@@ -295,9 +299,7 @@ def test_the_same_mail_sent_again_as_a_new_copy_is_answered_briefly_once(sqlite_
 
 
 def test_a_section_sending_files_always_gets_its_receipt_whatever_the_cap(sqlite_config, capsys, tmp_path):
-    text = sqlite_config.read_text(encoding="utf-8").replace("replies_per_sender_per_hour: 10",
-                                                              "replies_per_sender_per_hour: 2")
-    sqlite_config.write_text(text, encoding="utf-8")
+    _set_cap(sqlite_config, 2)
     raw = (ROOT / "examples" / "01-fagui-monthly-mutt.eml").read_bytes()
     files = []
     for n in range(4):
@@ -331,9 +333,7 @@ def test_a_vacation_reply_to_a_rejection_gets_no_answer(sqlite_config, capsys, t
 
 
 def test_outbox_list_shows_every_letter_and_what_the_cap_withheld(sqlite_config, capsys, tmp_path):
-    text = sqlite_config.read_text(encoding="utf-8").replace("replies_per_sender_per_hour: 10",
-                                                              "replies_per_sender_per_hour: 1")
-    sqlite_config.write_text(text, encoding="utf-8")
+    _set_cap(sqlite_config, 1)
     raw = (DATA / "cases" / "mailutils_no_attachment.eml").read_bytes()
     files = []
     for n in range(2):

@@ -82,7 +82,8 @@ def _vendor_auto_reply(m: Incoming, own: frozenset[str]) -> Screening | None:
 _RECEIPT_NO = re.compile(r"XY\d{8}-\d{5}")
 # What vacation replies say when their client adds no header at all (seen: QQ, 163, Outlook web).
 _VACATION_TEXT = re.compile(
-    r"(自动回复|自动答复|正在休假|休假中|外出|出差|不在办公室|暂时无法(查看|回复)|将于.{0,16}(返回|回来|上班)|"
+    # phrases an absence notice uses, not words a clerk writes ("出差" alone is a clerk's excuse, who gets an answer)
+    r"(自动回复|自动答复|正在休假|休假中|不在办公室|暂时无法(查看|回复)|将于.{0,16}(返回|回来|上班)|"
     r"回来后.{0,6}回复|out of (the )?office|on (annual )?leave|on vacation|away from (my|the) (desk|office)|"
     r"limited access to (my )?e-?mail|will (respond|reply|be back))", re.I)
 
