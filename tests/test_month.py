@@ -194,8 +194,8 @@ def K(kind, section, when):
     return f"{kind}:{section}:{when:%Y-%m-%dT%H:%M}"
 
 
-def _warn(week):
-    return ("digest", (CREDIT,), "【提醒】请录入2027年法定节假日安排", f"calendar-warning:2027:2026-W{week}")
+# told once a year (1 November, 09:00), not every week
+WARN = ("digest", (CREDIT,), "【提醒】请录入2027年法定节假日安排", "calendar-warning:2027")
 
 
 def _digest(day):
@@ -209,13 +209,13 @@ def _reminder(section, n, due_day, when):
 
 EXPECTED = [
     ("digest", (CREDIT,), "【全部报送】2026年10月各科室信用监测材料已全部报送", "complete:2026-10"),    # 1 Nov 08:00
+    WARN,                                                                                                   # 1 Nov 09:00
     ("package", (CREDIT,), "【月度汇总】2026年10月信用状况监测分析报送材料汇总", "package:2026-10"),   # 2 Nov 09:00
-    _warn(45), _warn(46), _warn(47),
     _digest(19),
     _reminder("信用监管科", 5, 25, bj(11, 20)),
     _reminder("食品流通科", 1, 25, bj(11, 20)),
     _digest(20),
-    _digest(23), _warn(48),
+    _digest(23),
     _reminder("信用监管科", 5, 25, bj(11, 24)),
     _digest(24),
     _reminder("个私服务中心", 1, 30, bj(11, 25)),
@@ -228,7 +228,7 @@ EXPECTED = [
     _reminder("办公室", 1, 30, bj(11, 27)),
     _digest(27),
     ("reminder", (ADDR["办公室"],), "【今日截止】办公室2026年11月信用监测材料尚有1项未报送", K("reminder", "办公室", bj(11, 30))),
-    _digest(30), _warn(49),
+    _digest(30),
     ("overdue", (ADDR["办公室"], CREDIT), "【逾期未报】办公室2026年11月信用监测材料已超过报送时限（1项）",
      K("overdue", "办公室", bj(12, 1))),
     ("package", (CREDIT,), "【月度汇总】2026年11月信用状况监测分析报送材料汇总", "package:2026-11"),

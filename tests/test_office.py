@@ -193,6 +193,62 @@ def test_remind_dry_run_then_for_real_then_again(capsys, sample):
     assert "食品生产科" in out and "→ shipin.sc@cqscjg.example.cn" in out
 
 
+def _daemon_of(office, now):
+    """What a job reads of the daemon (its clock, config, rules, store, calendar), without one running."""
+    intake = type("Intake", (), {"calendar": office.calendar})
+    return type("Daemon", (), {"clock": staticmethod(lambda: now), "config": office.config, "rules": office.rules,
+                               "store": office.store, "intake": intake})()
+
+
+def _plain(mail):
+    return email.message_from_bytes(mail.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+
+
+def test_remind_that_cannot_compute_fails_and_the_job_tells_the_credit_section(capsys, sample, monkeypatch):
+    import mailbot.dates.workdays as workdays
+
+    def beyond(year):
+        raise ValueError(f"no lunar table for {year}")
+    monkeypatch.setattr(workdays, "provisional_days_off", beyond)
+    code, _, err = cmd(capsys, "--config", sample, "remind", "--now", "2027-01-25T09:00", "--dry-run")
+    assert code == 1 and "2027" in err                       # not "0 letters" and exit 0
+    # the daemon's job: the credit section gets one notice that day, whatever the reruns
+    office = Office(*_office_args(sample))
+    daemon = _daemon_of(office, dt.datetime(2027, 1, 25, 9, tzinfo=BEIJING))
+    jobs.JOBS["reminders"](daemon)
+    jobs.JOBS["reminders"](daemon)
+    told = [o for o in office.store.outbox(limit=1000) if (o.dedupe_key or "").startswith("duty-failed:")]
+    assert [(o.recipients, o.subject) for o in told] == [
+        ((CREDIT,), "【系统提示】报送提醒和逾期通知未能完成（2027年1月25日 09:00）")]
+
+
+def test_a_failing_job_tells_the_credit_section(sample, monkeypatch, caplog):
+    office = Office(*_office_args(sample))
+    daemon = _daemon_of(office, dt.datetime(2026, 11, 26, 9, tzinfo=BEIJING))
+
+    def broken(self, now):
+        raise OSError("disk full at /srv/mailbot/storage/packages")
+    monkeypatch.setattr(Office, "scheduled_packages", broken)
+    with caplog.at_level(logging.ERROR):
+        jobs.run_job("monthly_package", daemon)
+    [told] = [o for o in office.store.outbox(limit=1000) if (o.dedupe_key or "").startswith("duty-failed:")]
+    assert told.subject == "【系统提示】月度汇总材料未能完成（2026年11月26日 09:00）"
+    assert "OSError: disk full" in _plain(told) and "job monthly_package failed" in caplog.text
+
+
+def test_the_credit_section_is_told_once_a_year_of_a_missing_holiday_schedule(sample):
+    office = Office(*_office_args(sample))
+    assert office.calendar_notice(dt.datetime(2026, 10, 31, 9, tzinfo=BEIJING)) is None   # not before November
+    first = office.calendar_notice(dt.datetime(2026, 11, 1, 9, tzinfo=BEIJING))
+    again = office.calendar_notice(dt.datetime(2026, 11, 9, 9, tzinfo=BEIJING))
+    assert first.created and not again.created and first.dedupe_key == again.dedupe_key == "calendar-warning:2027"
+    [mail] = [o for o in office.store.outbox(limit=1000) if o.dedupe_key == "calendar-warning:2027"]
+    assert "本提醒只发送一次" in _plain(mail) and "2027年1月起" in _plain(mail) and mail.recipients == (CREDIT,)
+    # a deployment that starts inside a provisional year is told about that year
+    in_year = office.calendar_notice(dt.datetime(2027, 3, 1, 9, tzinfo=BEIJING))
+    assert in_year.dedupe_key == "calendar-warning:2027" and not in_year.created
+
+
 def _office_args(cfg):
     from mailbot.app.config import load_config
     from mailbot.store import Store
@@ -302,16 +358,15 @@ def test_daemon_down_then_back_sends_the_latest_reminder_once(tmp_path, month_ma
         jobs.JOBS[job_id](daemon)
     run(daemon, clock, november, bj(11, 25, 12, 1), bj(12, 4, 23, 59), deliver=False)
     got = [(o.kind, o.recipients, o.subject, o.dedupe_key) for o in job_mail(daemon.store)]
-    missed = {"digest:2026-11-23", "digest:2026-11-24", "calendar-warning:2027:2026-W48",
+    missed = {"digest:2026-11-23", "digest:2026-11-24",
               "reminder:信用监管科:2026-11-24T09:00"}
     expected = [e for e in EXPECTED if e[3] not in missed]
-    # on return at 12:00 on the 25th: the 25th's letters (the latest of each), today's digest, the week's warning
+    # on return at 12:00 on the 25th: the 25th's letters (the latest of each), today's digest
     back = [e for e in EXPECTED if e[3] in {"reminder:个私服务中心:2026-11-25T09:00", "reminder:信用监管科:2026-11-25T09:00",
                                             "reminder:办公室:2026-11-25T09:00", "digest:2026-11-25"}]
     expected = [e for e in expected if e not in back]
     at = next(i for i, e in enumerate(expected) if e[3] == "digest:2026-11-20") + 1
-    week48 = ("digest", (CREDIT,), "【提醒】请录入2027年法定节假日安排", "calendar-warning:2027:2026-W48")
-    assert got == expected[:at] + back + [week48] + expected[at:]
+    assert got == expected[:at] + back + expected[at:]
 
 
 def test_package_catch_up_within_the_grace_only(tmp_path, month_mail):

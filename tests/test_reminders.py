@@ -263,6 +263,20 @@ def test_a_provisional_year_still_gets_its_reminders(rules, cal):
     assert {(r.task, r.period) for r in got if r.kind == "reminder"} >= {(n, "2027-01") for n in day25}
 
 
+def test_letters_on_a_provisional_year_say_so(rules, cal):
+    st = ReminderSettings.from_rules(rules)
+    now = bj(2027, 1, 25, 9)
+    got = [r for r in reminders_due(rules, now, cal, set(), st) if r.section == "政策法规科" and r.kind == "reminder"]
+    _, text = reminder_text("政策法规科", got, rules, calendar=cal, now=now)
+    assert "注：2027年节假日安排尚未公布，工作日按法定节假日预估（未含调休），正式安排公布后以正式安排为准。" in text
+    late = [dataclasses.replace(r, kind="overdue", label="1wd") for r in got]
+    _, text = overdue_text("政策法规科", late, rules, calendar=cal, now=bj(2027, 1, 26, 9))
+    assert "已逾期1个工作日" in text and "2027年节假日安排尚未公布" in text
+    # an official year says nothing of the kind
+    items = [r for r in reminders_due(rules, bj(2026, 10, 19, 9), cal, set(), S) if r.section == "政策法规科"]
+    assert "预估" not in reminder_text("政策法规科", items, rules, "2026-10", calendar=cal)[1]
+
+
 def test_count_checks(rules, cal):
     st = ReminderSettings.from_rules(rules)
     counts = {("餐饮科", 7): 1, ("宣传科", 7): 2, ("政策法规科", 2): 1}

@@ -122,6 +122,7 @@ def cmd_template(args) -> int:
 
 
 def cmd_ingest(args) -> int:
+    from mailbot.app.progress import Progress
     from mailbot.pipeline import process, to_json
     config = _load_config(args)
     deployment = _deployment(config)
@@ -130,20 +131,23 @@ def cmd_ingest(args) -> int:
     received = _parse_when(args.received, tz) if args.received else None
     worst = 0
     rows = []
-    for name in args.files:
-        try:
-            raw = Path(name).read_bytes()
-        except OSError as e:
-            print(f"{name}: cannot read: {e.strerror}", file=sys.stderr)
-            worst = 1
-            continue
-        now = dt.datetime.now(tz)
-        result = process(raw, intake=deployment.intake, store=store, source=f"file:{Path(name).resolve()}",
-                         received_at=received or now, now=now, template_for=deployment.template_for)
-        if args.json:
-            print(to_json(result, name), flush=True)
-        else:
-            rows.append((name, result))
+    with Progress(len(args.files), "ingest") as progress:
+        for name in args.files:
+            try:
+                raw = Path(name).read_bytes()
+            except OSError as e:
+                print(f"{name}: cannot read: {e.strerror}", file=sys.stderr)
+                worst = 1
+                progress.step(Path(name).name)
+                continue
+            now = dt.datetime.now(tz)
+            result = process(raw, intake=deployment.intake, store=store, source=f"file:{Path(name).resolve()}",
+                             received_at=received or now, now=now, template_for=deployment.template_for)
+            progress.step(Path(name).name)
+            if args.json:
+                print(to_json(result, name), flush=True)
+            else:
+                rows.append((name, result))
     if not args.json:
         _print_ingest_table(rows)
     return worst
@@ -606,9 +610,9 @@ def cmd_due(args) -> int:
 
 def provisional_note(years) -> str:
     """What every deadline computed on a provisional year says (issue: the calendar never runs out)."""
-    return (f"注意：{'、'.join(map(str, years))}年的国务院节假日安排尚未录入，本期限为预估（按法定节假日推算，"
-            f"未含调休）；正式安排录入后以正式安排为准。provisional: no official holiday schedule for "
-            f"{', '.join(map(str, years))} yet")
+    from mailbot.writing.vocabulary import provisional_words
+    return (f"注意：本期限为预估。{provisional_words(years)}；正式安排录入后以正式安排为准。"
+            f"provisional: no official holiday schedule for {', '.join(map(str, years))} yet")
 
 
 def cmd_status(args) -> int:
@@ -664,7 +668,8 @@ def cmd_remind(args) -> int:
             print(f"mailbot: delivery failed: {type(e).__name__}: {redact(e)}", file=sys.stderr)
             return 1
     print(note, file=sys.stderr if args.json else sys.stdout)
-    return 0
+    # a deadline that could not be computed is a failure of this command, not a footnote
+    return 1 if gaps else 0
 
 
 def cmd_summary(args) -> int:

@@ -11,7 +11,8 @@ Beijing time whatever the machine's zone:
   monthly_package   daily at send_at: the package for 区发改局, on the working day after a
                     month's last deadline
   period_complete   hourly 08:00-20:00: the "all in" notice of a period
-  calendar_warning  Mondays 09:00 from 1 November: next year's holiday schedule is missing
+  calendar_warning  daily 09:00: this year's (or, from 1 November, next year's) holiday
+                    schedule is missing; told once per year
 
 Catching up: a firing missed while the daemon was down runs once when it comes back (the job
 store keeps each job's next run time; register() keeps a past one, and the jobs have no
@@ -24,11 +25,10 @@ import datetime as dt
 import logging
 from typing import Any
 
-from mailbot.writing.common import mail_domain, make_message
-from mailbot.writing.notices import calendar_gap_notice
 from mailbot.duties.office import Office
+from mailbot.redact import redact
+from mailbot.writing.notices import DUTY_NAMES
 from mailbot.duties.reminders import ReminderSettings
-from mailbot.model import OutgoingMail
 from mailbot.dates.zone import bureau_zone
 
 __all__ = ["register", "run_job", "DaemonExecutor", "schedule", "trigger", "JOBS"]
@@ -37,30 +37,18 @@ log = logging.getLogger("mailbot.app.jobs")
 
 
 def _calendar_warning(daemon: Any) -> None:
-    now = daemon.clock()
-    notice = calendar_gap_notice(now.date(), daemon.intake.calendar)
-    if notice is None:
-        return
-    subject, text = notice
-    config = daemon.config
-    to = config.sections.get(config.credit_section, ())
-    if not to:
-        log.warning("calendar for %s missing, and credit section %s has no address", now.year + 1,
-                    config.credit_section)
-        return
-    year, week, _ = now.isocalendar()
-    key = f"calendar-warning:{now.year + 1}:{year}-W{week:02d}"
-    mid = f"{key.replace(':', '.')}@{mail_domain(config.mailbox_address)}"
-    raw = make_message(sender=config.mailbox_address, sender_name=config.mailbox_name, to=list(to),
-                       subject=subject, plain=text, message_id=mid, now=now, auto_submitted="auto-generated")
-    [q] = daemon.store.queue([OutgoingMail(kind="digest", recipients=tuple(to), subject=subject,
-                                           mail_message_id=mid, raw=raw, dedupe_key=key)], now=now)
-    log.warning("holiday schedule for %s missing: notice %s", now.year + 1, "queued" if q.created else "already queued")
+    sent = Office.of(daemon).calendar_notice(daemon.clock())
+    if sent is not None:
+        log.warning("holiday schedule missing: notice %s %s", sent.dedupe_key,
+                    "queued" if sent.created else "queued before")
 
 
 def _reminders(daemon: Any) -> None:
     now = daemon.clock()
-    run = Office.of(daemon).remind(now)
+    office = Office.of(daemon)
+    run = office.remind(now)
+    if run.gaps:      # a deadline that cannot be computed is never skipped in silence
+        office.duty_failed(DUTY_NAMES["reminders"], "；".join(dict.fromkeys(str(g) for g in run.gaps)), now)
     log.info("reminders at %s: %d letter(s) queued%s; %d queued before; %d for sections without an address%s",
              now.isoformat(timespec="minutes"), len(run.queued),
              f" ({', '.join(p.dedupe_key for p in run.queued)})" if run.queued else "", len(run.already),
@@ -105,7 +93,7 @@ def schedule(rules: Any) -> list[tuple[str, str, dict[str, Any]]]:
         ("digest", "daily digest for the credit section", at),
         ("monthly_package", "monthly package for 区发改局", at),
         ("period_complete", "notice when a period is all in", {"hour": "8-20", "minute": 0}),
-        ("calendar_warning", "holiday schedule for next year", {"day_of_week": "mon", "hour": 9, "minute": 0}),
+        ("calendar_warning", "holiday schedule missing", {"hour": 9, "minute": 0}),
     ]
 
 
@@ -123,8 +111,13 @@ def run_job(name: str, daemon: Any = None) -> None:
         return
     try:
         JOBS[name](daemon)
-    except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
+    except Exception as e:  # noqa: BLE001 - a failing job must not stop the scheduler
         log.exception("job %s failed", name)
+        try:    # ... nor fail in silence: the credit section is told, once a day
+            Office.of(daemon).duty_failed(DUTY_NAMES.get(name, name), f"{type(e).__name__}: {redact(e)}",
+                                          daemon.clock())
+        except Exception:  # noqa: BLE001 - the store itself may be what failed; the log has it
+            log.exception("job %s: could not tell the credit section", name)
 
 
 def DaemonExecutor(daemon: Any):

@@ -45,6 +45,7 @@ from mailbot.store.files import write_atomically
 from mailbot.dates.deadlines import Due, deadlines_for_period, shift_of
 from mailbot.writing.common import XLSX_MIME, mail_domain, make_message
 from mailbot.writing.digest import completion_text, digest_text, package_text
+from mailbot.writing.notices import calendar_gap_notice, duty_failed_notice
 from mailbot.writing.reminder import overdue_text, reminder_text
 from mailbot.model import Rules
 from mailbot.duties.package import (build_evidence_zip, build_package, build_score, dual_publicity_rates,
@@ -259,7 +260,7 @@ class Office:
         if letter.kind == "reminder":
             subject, text = reminder_text(letter.section, items, self.rules, calendar=self.calendar, **words)
         else:
-            subject, text = overdue_text(letter.section, items, self.rules, **words)
+            subject, text = overdue_text(letter.section, items, self.rules, calendar=self.calendar, **words)
         periods = sorted({r.period for r in items if r.required is None}) or [period_of(now)]
         attachments = [(*_template(self.rules, letter.section, p), XLSX_MIME) for p in periods]
         mid = self._message_id(letter.kind, letter.dedupe_key, f"{bureau_time(letter.send_at):%Y%m%dT%H%M}")
@@ -347,6 +348,29 @@ class Office:
             mails.append(self._mail(kind="digest", key=key, mid=self._message_id("complete", key, period.replace("-", "")),
                                     to=self.credit, subject=subject, text=text, now=now))
         return self._queue(mails, now)
+
+    # ------------------------------------------------------------ notices about the system itself
+
+    def _notice(self, key: str, subject: str, text: str, now: dt.datetime) -> Sent | None:
+        if not self.credit:
+            log.warning("notice %s not sent: credit section %s has no address", key, self.config.credit_section)
+            return None
+        mid = self._message_id("notice", key, f"{bureau_time(now):%Y%m%d}")
+        return self._queue([self._mail(kind="digest", key=key, mid=mid, to=self.credit, subject=subject,
+                                       text=text, now=now)], now)[0]
+
+    def calendar_notice(self, now: dt.datetime) -> Sent | None:
+        """Tell the credit section, once per year, that the year's holiday schedule is missing."""
+        notice = calendar_gap_notice(bureau_time(now).date(), self.calendar, credit_section=self.config.credit_section)
+        if notice is None:
+            return None
+        year, subject, text = notice
+        return self._notice(f"calendar-warning:{year}", subject, text, now)
+
+    def duty_failed(self, duty: str, reason: str, now: dt.datetime) -> Sent | None:
+        """Tell the credit section a scheduled duty could not be done (once per duty and day)."""
+        subject, text = duty_failed_notice(duty, reason, now, credit_section=self.config.credit_section)
+        return self._notice(f"duty-failed:{duty}:{bureau_time(now):%Y-%m-%d}", subject, text, now)
 
     # ------------------------------------------------------------ the monthly package
 

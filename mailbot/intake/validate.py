@@ -23,6 +23,7 @@ from mailbot.intake.uscc import check_credit_code
 from mailbot.intake.workbook import cell_name
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.period import month_label
+from mailbot.writing.vocabulary import provisional_words
 
 __all__ = [
     "normalize_header", "CoverValue", "read_cover", "check_cover",
@@ -726,7 +727,7 @@ def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCal
         due = calendar.add_workdays(earlier, rc.limit)
         guess = calendar.provisional_years(earlier, later)
         # a year without the State Council's schedule is counted on the holiday rules alone: say so
-        note = (f"；{'、'.join(map(str, guess))}年节假日安排尚未公布，工作日按法定节假日预估" if guess else "")
+        note = f"；{provisional_words(guess)}" if guess else ""
         text = f"{said}，超过{rc.limit}个工作日（应于{due.isoformat()}前{_verb(rc.later)}{note}）{tail}"
         fields.update(due=due.isoformat(), days=calendar.workdays_between(earlier, later))
     elif rc.kind == "within_hours":

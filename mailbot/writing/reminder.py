@@ -15,6 +15,7 @@ from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.zone import bureau_time, zh_date, zh_month_day
 from mailbot.model import Rules
 from mailbot.writing.common import closing, greeting, task_label
+from mailbot.writing.vocabulary import provisional_words
 
 if TYPE_CHECKING:   # only the type: duties/reminders.py decides, this module words it
     from mailbot.duties.reminders import Reminder
@@ -63,6 +64,9 @@ def _item_lines(rules: Rules, items: Sequence[Reminder], calendar: WorkCalendar 
         lines.append(text)
         if not overdue and (note := _non_workday_note(r, calendar)):
             lines.append(f"     {note}")
+    if calendar is not None and (guess := sorted({r.due.year for r in items if calendar.is_provisional(r.due.year)})):
+        # working days of such a year (advice, days overdue, when this letter went out) are a guess
+        lines += ["", f"    注：{provisional_words(guess)}，正式安排公布后以正式安排为准。"]
     return lines
 
 
@@ -127,7 +131,7 @@ def reminder_text(section: str, items: Sequence[Reminder], rules: Rules, period:
 
 
 def overdue_text(section: str, items: Sequence[Reminder], rules: Rules, period: str | None = None, *,
-                 mailbox_name: str = "信用监管科", mailbox_address: str | None = None,
+                 calendar: WorkCalendar | None = None, mailbox_name: str = "信用监管科", mailbox_address: str | None = None,
                  now: dt.datetime | None = None) -> tuple[str, str]:
     """(subject, plain text) of the overdue notice to `section` (the caller copies it to the credit
     section): what is late, since when, how to send it now, and that it counts in the assessment."""
@@ -137,7 +141,7 @@ def overdue_text(section: str, items: Sequence[Reminder], rules: Rules, period: 
     subject = f"【逾期未报】{section}{period_label(period)}信用监测材料已超过报送时限（{n}项）"
     lines = [greeting(section), "",
              f"    根据{PLAN}，以下{n}项材料已超过报送时限，截至{zh_date(sent)}尚未收到贵科室报送：", ""]
-    lines += _item_lines(rules, items, None, overdue=True)
+    lines += _item_lines(rules, items, calendar, overdue=True)
     lines.append("")
     lines.append("    请尽快补报。")
     lines += _how_to_send(section, items, period, mailbox_name, mailbox_address)

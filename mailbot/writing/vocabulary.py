@@ -5,7 +5,7 @@ the terminal, the letters, the package for 区发改局 and the year's score.
 """
 from __future__ import annotations
 
-__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word"]
+__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word", "provisional_words"]
 
 STATE_WORDS = {
     "on_time": "按时报送",
@@ -27,3 +27,8 @@ STATE_MEANINGS = {
 
 def state_word(state: str) -> str:
     return STATE_WORDS[state]
+
+
+def provisional_words(years) -> str:
+    """The clause every date computed on a year without the State Council's schedule carries (预估)."""
+    return f"{'、'.join(map(str, years))}年节假日安排尚未公布，工作日按法定节假日预估（未含调休）"
