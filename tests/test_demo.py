@@ -97,13 +97,23 @@ def test_the_wrong_column_rejection_names_sheet_and_column(maildir_run):
     assert "分级分类监管台账" in shown and "监管领域" in shown
 
 
-def test_the_matrix_shows_what_each_section_sent(maildir_run):
-    assert "2026年11月" in maildir_run.output
+def test_the_matrix_shows_what_each_section_sent_in_the_one_vocabulary(maildir_run):
+    # the story is told on 20 November: everything that came is on time, nothing is overdue yet
+    assert "2026年11月 各科室报送情况（截至2026年11月20日）" in maildir_run.output
     for section in ACCEPTED_SECTIONS:
-        assert "✓" in maildir_run.matrix_row(section), section
-    assert "✗" in maildir_run.matrix_row("食品流通科")          # task 8: the wrong column
-    assert "✓" not in maildir_run.matrix_row("消费者权益保护科")   # quarantined: nothing counted yet
-    assert "✓" not in maildir_run.matrix_row("办公室")
+        assert "按时报送" in maildir_run.matrix_row(section), section
+        assert "逾期报送" not in maildir_run.matrix_row(section), section
+    assert "已退回待重报" in maildir_run.matrix_row("食品流通科")          # task 8: the wrong column
+    assert "按时报送" not in maildir_run.matrix_row("消费者权益保护科")   # quarantined: nothing counted yet
+    assert "未到期" in maildir_run.matrix_row("办公室")
+    assert "✓" not in maildir_run.output and "✗" not in maildir_run.output
+    assert "XY20261120-00001" in maildir_run.output                   # received (and answered) that day
+
+
+def test_the_receipts_are_dated_on_the_story_day_and_say_on_time(maildir_run):
+    (reply,) = maildir_run.inbox("fagui@cqscjg.example.cn")
+    body = reply.get_body(("plain",)).get_content()
+    assert "2026年11月20日" in body and "逾期" not in body
 
 
 def test_the_credit_section_sees_the_quarantine_and_the_folders(maildir_run):
@@ -123,9 +133,13 @@ def test_the_written_config_and_the_suggested_commands_work(maildir_run, capsys)
     assert config.storage == maildir_run.workdir / "storage"
     assert config.smtp.sender == f"信用监管科 <{CREDIT}>"
     assert (maildir_run.workdir / "storage" / "mailbot.sqlite3").is_file()
-    assert f"--config {config_file} health" in maildir_run.output
+    assert f"--config {config_file} status --period 2026-11 --now 2026-11-20T18:00" in maildir_run.output
     capsys.readouterr()
-    assert main(["--config", str(config_file), "health"]) == 0
+    assert main(["--config", str(config_file), "status", "--period", "2026-11", "--now", "2026-11-20T18:00"]) == 0
+    assert "已退回待重报" in capsys.readouterr().out
+    assert f"--config {config_file} quarantine list" in maildir_run.output
+    assert main(["--config", str(config_file), "quarantine", "list"]) == 0
+    assert "zhoumin_0531@126.com" in capsys.readouterr().out
     workbook = maildir_run.workdir / "workbooks" / "食品流通科2026年11月信用监测材料.xlsx"
     assert f"check '{workbook}'" in maildir_run.output
     assert main(["check", str(workbook)]) == 1                        # it finds the missing column
@@ -185,7 +199,8 @@ def test_the_same_demo_over_imap(tmp_path):
         assert str(replies[0]["Subject"]) in run.output
     assert run.inbox(AUTO_REPLY_SENDER) == []
     for section in ACCEPTED_SECTIONS:
-        assert "✓" in run.matrix_row(section), section
+        assert "按时报送" in run.matrix_row(section), section
+    assert "XY20261120-00001" in run.output                       # Dovecot's received time is the story's too
     assert "INBOX 0   已受理 7   已退回 2   待人工 1   已忽略 1" in run.output
 
 

@@ -18,7 +18,10 @@ What it does, in order:
    now sees (sections × tasks for the month, mail waiting for a person, the folders), where
    everything lives and the commands to try next.
 
-The demo runs with the real clock; the examples are dated November 2026.
+The examples are dated November 2026, and the demo tells their story then: the mail is
+delivered, then stamped as received on STORY_DAY, a minute apart (a Maildir's, and Dovecot's,
+received time is the file's time), and the bot runs on a clock that starts just after the last
+of them, so its receipts say 按时报送 and are dated that day.
 """
 from __future__ import annotations
 
@@ -44,7 +47,11 @@ import yaml
 from mailbot.app.config import PROJECT_ROOT, config_from_mapping
 from mailbot.dates.period import period_label
 
-__all__ = ["run_demo", "DEFAULT_WORKDIR", "MARKER"]
+__all__ = ["run_demo", "DEFAULT_WORKDIR", "MARKER", "STORY_DAY"]
+
+# when the sample month's mail arrives: after the examples' own dates, before November's deadlines
+# (in the bureau's zone: the wiring sets it from the config before the bot runs)
+STORY_DAY = dt.datetime(2026, 11, 20, 10, 0)
 
 DEFAULT_WORKDIR = PROJECT_ROOT / "storage" / "demo"
 MARKER = ".mailbot-demo"          # in a work folder the demo made: only such a folder is ever wiped
@@ -132,10 +139,13 @@ def run_demo(*, imap: bool = False, workdir: Path | None = None, out: TextIO = s
             say(f"   {s.file:<{width}}  from {s.sender}")
         say()
 
-        # ---------------------------------------------------------- 2. the bot, once
+        # ---------------------------------------------------------- 2. the bot, once, on the story's day
         from mailbot.app.daemon import Daemon
+        from mailbot.dates.zone import use_zone
+        received = _stamp_received(dovecot.maildir(address) if dovecot else smtp.maildir(address),
+                                   STORY_DAY.replace(tzinfo=use_zone(config.timezone)))
         t_poll = time.monotonic()
-        daemon = Daemon(config)
+        daemon = Daemon(config, clock=_story_clock(received + dt.timedelta(minutes=1)))
         summary = daemon.poll_once()
         counts = summary.counts()
         say(f"2. mailbot poll: {len(summary.processed)} message(s) processed ("
@@ -156,7 +166,7 @@ def run_demo(*, imap: bool = False, workdir: Path | None = None, out: TextIO = s
         say()
 
         # ---------------------------------------------------------- 4. what the credit section sees
-        _show_matrix(say, store, daemon.rules, name)
+        _show_matrix(say, daemon, name)
         _show_waiting(say, store)
         folders = _imap_folders(dovecot, address) if dovecot else _maildir_folders(smtp.maildir(address), config)
         say(f"   邮箱文件夹 Folders of {address} (each message is moved after it is stored):")
@@ -191,10 +201,29 @@ def run_demo(*, imap: bool = False, workdir: Path | None = None, out: TextIO = s
 
 # ---------------------------------------------------------------- set-up
 
+def _stamp_received(maildir: Path, first: dt.datetime) -> dt.datetime:
+    """Mark the messages waiting in `maildir` as received from `first` on, a minute apart, in the
+    order they came; the last one's time."""
+    import os
+    waiting = sorted((p for sub in ("new", "cur") if (maildir / sub).is_dir() for p in (maildir / sub).iterdir()
+                      if p.is_file()), key=lambda p: (p.stat().st_mtime, p.name))
+    at = first
+    for i, path in enumerate(waiting):
+        at = first + dt.timedelta(minutes=i)
+        os.utime(path, (at.timestamp(), at.timestamp()))
+    return at
+
+
+def _story_clock(start: dt.datetime):
+    """A clock that reads `start` when the bot starts and runs on from there at the real pace."""
+    t0 = time.monotonic()
+    return lambda: start + dt.timedelta(seconds=time.monotonic() - t0)
+
+
 def _safe_output(out: TextIO) -> None:
     """A terminal that cannot show Chinese gets replacement characters rather than a crash."""
     try:
-        "信✓✗·—".encode(getattr(out, "encoding", None) or "utf-8")
+        "信报·—".encode(getattr(out, "encoding", None) or "utf-8")
     except (UnicodeEncodeError, LookupError):
         reconfigure = getattr(out, "reconfigure", None)
         if reconfigure is not None:
@@ -294,7 +323,7 @@ def _reply_lines(raw: bytes) -> tuple[str, list[str]]:
         elif s.startswith("提示（") or (not s and group == "notes"):
             showing = False
         elif showing and _PROBLEM.match(line):
-            lines.append("✗ " + _PROBLEM.sub("", line).strip())
+            lines.append("需修改：" + _PROBLEM.sub("", line).strip())
     names = [p.get_filename() for p in msg.iter_attachments() if p.get_filename()]
     if names:
         lines.append("附件 attached: " + "、".join(names))
@@ -348,28 +377,20 @@ def _pad(s: str, n: int) -> str:
     return s + " " * max(0, n - _width(s))
 
 
-def _show_matrix(say, store: Any, rules: Any, credit: str) -> None:
-    everything = store.submissions(current_only=False)
-    periods = collections.Counter(s.period for s in everything)
-    period = periods.most_common(1)[0][0] if periods else dt.date.today().strftime("%Y-%m")
-    accepted = {(s.section, s.task) for s in store.submissions(period=period)}
-    rejected = {(s.section, s.task) for s in store.submissions(period=period, current_only=False)
-                if s.status == "rejected"}
-    tasks = [t.number for t in rules.tasks]
-    names = [sec.id for sec in rules.sections]
-    corner = "科室 \\ 任务"
-    col = max(_width(n) for n in [*names, corner]) + 2
+def _show_matrix(say, daemon: Any, credit: str) -> None:
+    """The month as `mailbot status` shows it, at the story's moment: one vocabulary, no symbols."""
+    from mailbot.duties.office import Office
+    from mailbot.duties.status import render_table
+    from mailbot.dates.period import period_of
+    store, rules = daemon.store, daemon.rules
+    periods = collections.Counter(s.period for s in store.submissions(current_only=False))
+    now = daemon.clock()
+    period = periods.most_common(1)[0][0] if periods else period_of(now)
     say(f"4. {credit}现在看到的 What the credit section now sees — {period_label(period)} ({period}), "
-        "sections × tasks from the store:")
-    say("   " + _pad(corner, col) + "".join(f"{n:>3}" for n in tasks))
-    for sec in rules.sections:
-        cells = []
-        for t in rules.tasks:
-            key = (sec.id, t.number)
-            mark = "✓" if key in accepted else "✗" if key in rejected else "·" if sec.id in t.sections else " "
-            cells.append(f"{mark:>3}")
-        say(("   " + _pad(sec.id, col) + "".join(cells)).rstrip())
-    say("   ✓ accepted   ✗ rejected only (to be sent again)   · nothing yet   (blank: not that section's task)")
+        "sections × tasks, as `mailbot status` shows them:")
+    table = render_table(Office.of(daemon).status(period, now), today=now.date())
+    for line in table.splitlines():
+        say(("   " + line).rstrip())
     key = [f"{t.number} {t.title[:12]}{'…' if len(t.title) > 12 else ''}" for t in rules.tasks]
     for i in range(0, len(key), 4):
         say(("   任务 tasks: " if i == 0 else "               ") + "  ".join(key[i:i + 4]))
@@ -464,13 +485,16 @@ def _show_where(say, workdir: Path, config: Any, address: str, *, imap: bool) ->
 def _show_next(say, config_file: Path, workbook: tuple[Path, Any] | None, rules: Any, *, imap: bool) -> None:
     prog = sys.argv[0] if sys.argv and Path(sys.argv[0]).name == "mailbot" else "mailbot"
     say("6. 接下来可以试 Next, try:")
-    say(f"   {prog} --config {config_file} health")
+    story = STORY_DAY.strftime("%Y-%m")
+    say(f"   {prog} --config {config_file} status --period {story} --now {STORY_DAY:%Y-%m-%d}T18:00   "
+        "(the month as it stood that evening; without --now: as it stands today)")
+    say(f"   {prog} --config {config_file} quarantine list")
     if workbook is not None:
         path, sub = workbook
         say(f"   {prog} check '{path}'")
         section, period = sub.section or rules.sections[0].id, sub.period
     else:
-        section, period = rules.sections[0].id, dt.date.today().strftime("%Y-%m")
+        section, period = rules.sections[0].id, STORY_DAY.strftime("%Y-%m")
     say(f"   {prog} template --section {section} --period {period} --out {config_file.parent / 'template.xlsx'}")
     if not imap:
         say(f"   {prog} demo --imap        (the same over real IMAP, where Dovecot is installed)")
