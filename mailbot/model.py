@@ -365,6 +365,8 @@ class Outcome(str, enum.Enum):
     REJECTED = "rejected"
     IGNORED = "ignored"
     QUARANTINED = "quarantined"
+    COMMAND = "command"           # the credit section's (or a section's 查询) mail command, executed and answered
+    FORWARDED = "forwarded"       # a person's reply to one of our letters, passed on to the credit section
 
 
 @dataclass(frozen=True)

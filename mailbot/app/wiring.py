@@ -45,6 +45,11 @@ class Deployment:
     def open_store(self):
         return open_store(self.config)
 
+    def desk(self, store):
+        """The credit section's desk over `store` (mailbot/desk/)."""
+        from mailbot.desk import Desk
+        return Desk(self.config, self.rules, store, self.calendar, self.intake, self.template_for)
+
 
 def build(config: Config, rules_dir: Path | None = None) -> Deployment:
     """Set the bureau's zone from the config, load and cross-check the rules, build the intake."""

@@ -6,11 +6,12 @@ records (messages, attachments, submissions, outbox, failures) live in SQLite by
 PostgreSQL by URL, in a schema that only Alembic migrations create (`Store.upgrade()`). Every
 public method is one transaction and speaks in plain values: no Session leaves this package.
 
-Each concern is a class in its own module (blobs, messages, outbox, shunt, positions), all
+Each concern is a class in its own module (blobs, messages, outbox, shunt, positions, desk), all
 sharing the engine and transactions of `database.Database`; `Store` is all of them in one
 object, so callers keep one handle. Rows live in `schema`, the values handed out in `records`.
 """
 from mailbot.store.blobs import Blobs
+from mailbot.store.desk import AuditEntry, DeskRecords, LoadedCalendar
 from mailbot.store.database import MIGRATIONS_DIR
 from mailbot.store.messages import Messages
 from mailbot.store.outbox import Outbox
@@ -30,9 +31,9 @@ __all__ = [
     "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission",
     "RecordResult", "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail",
     "Store", "MIGRATIONS_DIR", "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES",
-    "receipt_number", "MailboxStateRow", "MailboxKeyRow", "MailboxPosition",
+    "receipt_number", "MailboxStateRow", "MailboxKeyRow", "MailboxPosition", "AuditEntry", "LoadedCalendar",
 ]
 
 
-class Store(Messages, Outbox, Blobs, Shunt, Positions):
+class Store(Messages, Outbox, Blobs, Shunt, Positions, DeskRecords):
     """The one door to the bot's files and records."""

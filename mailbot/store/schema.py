@@ -17,7 +17,7 @@ from mailbot.dates.zone import bureau_date
 
 __all__ = [
     "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
-    "MailboxStateRow", "MailboxKeyRow", "UTCDateTime",
+    "MailboxStateRow", "MailboxKeyRow", "AuditRow", "LoadedCalendarRow", "ClosedPeriodRow", "UTCDateTime",
     "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES", "receipt_number",
 ]
 
@@ -297,3 +297,50 @@ class MailboxKeyRow(Base):
     msg_key: Mapped[str] = mapped_column(sa.String(255))                    # the Maildir key (name before ':')
     outcome: Mapped[str] = mapped_column(sa.String(32))
     settled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One action of the desk (a mail command, a web button, an operator's command): who, when,
+    what, and how it ended. `ref` makes a replayed action (the same command mail after a crash)
+    one row, not two."""
+    __tablename__ = "audit"
+    __table_args__ = (
+        sa.UniqueConstraint("ref"),
+        sa.Index(None, "at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(sa.String(320))        # the address, or "operator" at the server
+    role: Mapped[str] = mapped_column(sa.String(16))          # credit | section | operator
+    section: Mapped[str | None] = mapped_column(sa.String(100))
+    channel: Mapped[str] = mapped_column(sa.String(16))       # mail | web | cli
+    action: Mapped[str] = mapped_column(sa.String(32))        # confirm, query, ... (English ids)
+    args: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    ok: Mapped[bool] = mapped_column(sa.Boolean)
+    result: Mapped[str] = mapped_column(sa.Text)
+    ref: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class LoadedCalendarRow(Base):
+    """A year's official holiday schedule as the credit section loaded it (the State Council's
+    notice, read by dates/holiday_notice.py). The newest row of a year is the one in force."""
+    __tablename__ = "loaded_calendars"
+    __table_args__ = (sa.Index(None, "year"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    year: Mapped[int] = mapped_column(sa.Integer)
+    days_off: Mapped[list[str]] = mapped_column(sa.JSON)      # ISO dates: 放假
+    workdays: Mapped[list[str]] = mapped_column(sa.JSON)      # ISO dates: 调休上班 (weekend days worked)
+    notice: Mapped[str] = mapped_column(sa.Text)              # the text as it was read
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    loaded_by: Mapped[str] = mapped_column(sa.String(320))
+
+
+class ClosedPeriodRow(Base):
+    """A month the credit section closed (结账): chasing what is still missing stops."""
+    __tablename__ = "closed_periods"
+
+    period: Mapped[str] = mapped_column(sa.String(7), primary_key=True)   # YYYY-MM
+    closed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str] = mapped_column(sa.String(320))

@@ -54,6 +54,8 @@ DEFAULT_FOLDERS: Mapping[str, str] = {
     "rejected": "已退回",
     "quarantined": "待人工",
     "ignored": "已忽略",
+    "command": "已办指令",        # the credit section's mail commands, executed and answered
+    "forwarded": "待人工",        # a person's reply, passed on to the credit section
 }
 # Set in flag-only mode (with a per-outcome keyword) where the server allows keywords, else \Flagged.
 DONE_KEYWORD = "mailbot-done"
