@@ -417,7 +417,7 @@ def _column_of(key: str, keys: dict[str, str]) -> str | None:
 
 
 _LITERAL_MARKS = re.compile(r"^[*＊]+|[*＊]+$|[(（](?:必填|必填项|选填|非必填|可选)[)）]$")
-_LITERAL_NOTE = re.compile(r"[(（][^()（）]*[)）]$")
+_LITERAL_NOTE = re.compile(r"\([^()（）]*\)$|（[^()（）]*）$")   # brackets of one width: mixed ones are a retyping
 
 
 def _read_as(value: Any, col: Column) -> tuple[str, bool] | None:
