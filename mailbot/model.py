@@ -111,6 +111,8 @@ class Column:
     required: bool = False
     required_if: tuple[str, tuple[str, ...]] | None = None   # (other column, values that make it required)
     aliases: tuple[str, ...] = ()
+    # other names people give the column: read as it, with a warning naming the cell
+    synonyms: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
     width: int = 16
     help: str = ""

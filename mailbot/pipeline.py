@@ -109,7 +109,7 @@ def _decide(incoming: Incoming, intake: Intake, received_at: dt.datetime, prior:
     if not files:
         verdict = judge.without_files(incoming.subject, decision, rules, received)
     else:
-        items = _items(files, incoming.subject, intake, decision.section, received, prior)
+        items = _items(files, incoming.subject, incoming.text, intake, decision.section, received, prior)
         items += [judge.skipped(a) for a in incoming.attachments if a.inline]
         outcome, reason = judge.outcome(items, decision)
         verdict = Verdict(outcome, reason, decision.section, decision.evidence, tuple(items),
@@ -147,7 +147,7 @@ def _addressed(verdict: Verdict, incoming: Incoming, intake: Intake, decision: c
     return replace(verdict, recipients=to, copy_to=cc, problems=verdict.problems + ((note,) if note else ()))
 
 
-def _items(files: Sequence[Examined], subject: str, intake: Intake, section: str | None,
+def _items(files: Sequence[Examined], subject: str, body: str, intake: Intake, section: str | None,
            received: dt.date, prior: Sequence[Any]) -> list[ItemResult]:
     """One item per (file, task): classified, validated, judged."""
     by_sha = {p.sha256: p for p in prior or ()}
@@ -155,21 +155,21 @@ def _items(files: Sequence[Examined], subject: str, intake: Intake, section: str
     items: list[ItemResult] = []
     # workbooks first: a photo sent beside its workbook takes the workbook's task
     for f in sorted(files, key=lambda f: 0 if f.matches else 1):
-        classes = _classify(f, subject, received, intake.rules, siblings)
+        classes = _classify(f, subject, body, received, intake.rules, siblings)
         if f.matches:
             siblings += [c.task for c in classes if c.task is not None]
         items += [_item(f, c, intake, section, received, by_sha.get(f.sha256)) for c in classes]
     return items
 
 
-def _classify(f: Examined, subject: str, received: dt.date, rules: Rules,
+def _classify(f: Examined, subject: str, body: str, received: dt.date, rules: Rules,
               siblings: Sequence[int]) -> list[Classification]:
     cover_p = None
     if (cv := cover_value(f.cover, "报送月份")) and (p := classify.period_of_value(cv[0], received)):
         cover_p = (p, cv[1])
     return classify.classify_file(
         filename=f.attachment.filename, kind=f.kind, sheet_tasks=[(m.spec.task, m.table) for m in f.matches],
-        cover_period=cover_p, subject=subject, received=received, rules=rules, sibling_tasks=siblings)
+        cover_period=cover_p, subject=subject, received=received, rules=rules, sibling_tasks=siblings, body=body)
 
 
 def _item(f: Examined, c: Classification, intake: Intake, section: str | None, received: dt.date,

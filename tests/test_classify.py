@@ -124,3 +124,43 @@ def test_a_file_name_naming_two_tasks_is_ambiguous(rules):
     [c] = classify_file(filename="双公示和信易贷.pdf", kind=FileKind.PDF, sheet_tasks=[], cover_period=None,
                         subject="", received=TODAY, rules=rules)
     assert c.task is None and c.problems[0].code == "task-ambiguous"
+
+
+TIE = "信用动态-长清区开展信用修复培训.docx"
+
+
+def _tie(rules, subject: str = "", body: str = "", filename: str = TIE):
+    [c] = classify_file(filename=filename, kind=FileKind.DOCX, sheet_tasks=[], cover_period=None,
+                        subject=subject, received=TODAY, rules=rules, body=body)
+    return c
+
+
+def test_the_subject_breaks_a_tie_in_the_file_name(rules):
+    c = _tie(rules, subject="信用动态稿件", body="附件为信用修复培训的信用动态稿件")
+    assert c.task == 5 and c.problems == ()
+    [ev] = [e for e in c.evidence if e.decision == "task"]
+    assert ev.source == "subject" and ev.detail == "文件名同时指向任务5、任务11，按邮件主题中的'信用动态'识别为任务5"
+
+
+def test_the_body_breaks_a_tie_the_subject_leaves(rules):
+    # the subject names neither candidate (or both): the body decides
+    for subject in ("11月份材料", "信用动态和信用修复材料"):
+        c = _tie(rules, subject=subject, body="信用监管科：\n  附件是我科本月的工作动态稿件，请审核后推送至信用济南。")
+        assert c.task == 5 and [e.source for e in c.evidence if e.decision == "task"] == ["body"]
+
+
+def test_a_task_number_in_the_file_name_breaks_the_tie(rules):
+    c = _tie(rules, filename="任务11 " + TIE, subject="信用动态稿件")
+    assert c.task == 11 and "'任务11'" in c.evidence[0].detail
+
+
+def test_a_tie_nothing_breaks_lists_the_candidates_and_how_to_name_the_file(rules):
+    c = _tie(rules, subject="材料", body="请查收。")
+    [p] = c.problems
+    assert c.task is None and p.code == "task-ambiguous" and p.is_error
+    assert p.message == (f"文件'{TIE}'的文件名中，'信用动态'指向任务5（加大\"信用动态\"栏目信息报送），"
+                         "'信用修复'指向任务11（开展企业异议处理和信用修复工作）；"
+                         "邮件主题和正文也未能确定是其中哪一项，因此无法确定所属任务")
+    assert f"'任务5 {TIE}'或'任务11 {TIE}'" in p.hint and "邮件主题" in p.hint
+    # the advice works: the file renamed as told is decided
+    assert _tie(rules, filename=f"任务5 {TIE}", subject="材料").task == 5

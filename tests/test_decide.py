@@ -168,3 +168,44 @@ def test_the_template_sent_back_is_for_the_month_answered_not_the_month_it_is(in
     assert verdict.outcome.value == "rejected" and verdict.attach_template
     assert _period_for_template(verdict, incoming.subject, received.date()) == "2026-11"
     assert _period_for_template(verdict, "材料", received.date()) == "2026-12"
+
+
+def _decided(intake, name: str):
+    case = DATA / "cases" / f"{name}.eml"
+    verdict = decide(parse_message(case.read_bytes(), limits=intake.rules.limits), intake, case_expectation(case)["received"])
+    [item] = [i for i in verdict.items if i.status != "skipped"]
+    return verdict, item
+
+
+def test_a_tie_is_broken_by_the_subject_then_the_body_and_otherwise_explained(intake):
+    _, item = _decided(intake, "foxmail_tie_subject")
+    assert [e.detail for e in item.evidence if e.decision == "task"] == [
+        "文件名同时指向任务5、任务11，按邮件主题中的'信用动态'识别为任务5"]
+    _, item = _decided(intake, "foxmail_tie_body")
+    assert [e.source for e in item.evidence if e.decision == "task"] == ["body"]
+    verdict, item = _decided(intake, "foxmail_tie_undecided")
+    [p] = item.errors
+    assert "'信用动态'指向任务5" in p.message and "'信用修复'指向任务11" in p.message
+    assert f"'任务5 {item.filename}'或'任务11 {item.filename}'" in p.hint and verdict.attach_template
+
+
+def test_headers_near_the_template_are_read_and_the_cell_named(intake):
+    _, item = _decided(intake, "foxmail_header_synonym")
+    [w] = item.warnings
+    assert w.message == "工作表'分级分类监管台账'B2 列名'监管行业'按'监管领域'处理" and w.cell == "B2"
+    assert "常见叫法" in w.hint and item.rows == 1
+    _, item = _decided(intake, "foxmail_header_near")
+    said = {w.cell: (w.message, w.hint) for w in item.warnings}
+    assert [m for m, _ in said.values()] == [
+        "工作表'双公示台账'C2 列名'行政相对人 名称'按'行政相对人名称'处理",
+        "工作表'双公示台账'J2 列名'罚款金额（万元)'按'罚款金额（万元）'处理",
+        "工作表'双公示台账'M2 列名'决定机关：'按'决定机关'处理"]
+    assert all("全角半角、空格或标点" in h for _, h in said.values())
+
+
+def test_a_header_far_from_the_template_names_the_cell_and_the_closest_column(intake):
+    _, item = _decided(intake, "foxmail_header_far")
+    [p] = item.errors
+    assert p.code == "missing-column" and p.cell == "B2"
+    assert p.message == "工作表'分级分类监管台账'缺少'监管领域'列：B2 列名'监管对象'不是模板中的列名，最接近的模板列名是'监管领域'"
+    assert "请将列名改为'监管领域'" in p.hint

@@ -125,7 +125,7 @@ def _month_mail(rules_dir: str):
     nov_mail = [(bj(11, 18, 10, i), workbook(rules, s, nov), s) for i, s in enumerate(ON_TIME)]
     nov_mail += [
         (bj(11, 18, 15), workbook(rules, "个私服务中心", nov, tasks={1, 2}), "个私服务中心"),
-        (bj(11, 19, 16), workbook(rules, "食品流通科", nov, rename={"分级分类监管台账": {"监管领域": "监管行业"}}),
+        (bj(11, 19, 16), workbook(rules, "食品流通科", nov, rename={"分级分类监管台账": {"监管领域": "监管对象"}}),
          "食品流通科"),
         (bj(11, 23, 10), workbook(rules, "食品流通科", nov), "食品流通科"),
         (bj(11, 26, 15), workbook(rules, "信用监管科", nov), "信用监管科"),

@@ -331,6 +331,25 @@ def test_deadline_and_row_check_must_agree(rules_dir, tmp_path):
     assert _has(issues, "tasks.yaml", line, "says 5", "against 7")
 
 
+def test_a_synonym_may_not_be_another_columns_name(rules_dir, tmp_path):
+    root = _copy(rules_dir, tmp_path)
+    annex = root / "templates" / "annex1.yaml"
+    line = _edit(annex, "synonyms: [监管行业, 所属行业, 行业]", "synonyms: [监管行业, 工作内容, 开展日期]")
+    issues = check_rules(root)
+    assert _has(issues, "annex1.yaml", line, "synonym '工作内容'", "name or an alias of column '工作内容'")
+    assert _has(issues, "annex1.yaml", line, "synonym '开展日期'", "alias of column '完成日期'")
+
+
+def test_synonyms_are_read_and_not_for_the_cover(rules_dir, tmp_path):
+    rules = load_rules(rules_dir)
+    assert "监管行业" in next(s for s in rules.sheets if s.task == 8).column("监管领域").synonyms
+    root = _copy(rules_dir, tmp_path)
+    annex = root / "templates" / "annex1.yaml"
+    line = _edit(annex, "      aliases: [填报人, 经办人]\n", "      aliases: [填报人, 经办人]\n      synonyms: [负责人]\n")
+    issues = check_rules(root)
+    assert _has(issues, "annex1.yaml", line - 2, "cover, field '联系人'", "synonyms apply to ledger columns only")
+
+
 def test_nested_keyword_is_reported(rules_dir, tmp_path):
     root = _copy(rules_dir, tmp_path)
     line = _edit(root / "tasks.yaml", "keywords: [异议, 信用修复", "keywords: [双公示异议, 信用修复")

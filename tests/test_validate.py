@@ -200,8 +200,15 @@ def test_valid_ledger(name):
 
 def test_sheet1_ledger():
     report = validate_workbook(load("sgs_sheet1.xlsx"), [SGS], CAL)
-    assert [(p.code, p.severity) for p in report.problems] == [("missing-column", Severity.WARNING)] * 2
+    assert [(p.code, p.severity) for p in report.problems[:2]] == [("missing-column", Severity.WARNING)] * 2
     assert report.problems[0].message == "工作表'Sheet1'缺少'序号'列（非必填列，建议按模板补上）"
+    # headers differing from the template's only by spaces or width are read, and the cell is named
+    read = {p.cell: p.message for p in report.problems[2:]}
+    assert all(p.code == "header-read-as" and not p.is_error for p in report.problems[2:])
+    assert read == {"A2": "工作表'Sheet1'A2 列名'决定　日期'按'决定日期'处理",
+                    "D2": "工作表'Sheet1'D2 列名'行政相对人 类别'按'行政相对人类别'处理",
+                    "H2": "工作表'Sheet1'H2 列名'罚款金额(万元)'按'罚款金额（万元）'处理",
+                    "I2": "工作表'Sheet1'I2 列名'备　注'按'备注'处理"}
     assert report.rows == 1 and report.reports["Sheet1"].data[0]["决定日期"] == dt.date(2026, 10, 20)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from mailbot.dates.period import period_label
 from mailbot.model import Classification, Evidence, FileKind, Problem, Rules
+from mailbot.writing.problems import task_ambiguous
 
 __all__ = [
     "SectionDecision", "decide_section", "suspicious_sender", "find_periods", "period_of_value", "find_tasks",
@@ -171,15 +172,21 @@ _T_FORMS = (
 )
 
 
-def find_tasks(text: str, rules: Rules) -> list[tuple[int, str]]:
-    """Task numbers the text names, by form (任务3, 第三项, (三)) or by keyword, with the words matched."""
-    text = _norm(text)
-    hits: list[tuple[int, str]] = []
+def _numbered(text: str, rules: Rules) -> list[tuple[int, str]]:
+    """Task numbers the text names by form (任务3, 第三项, (三)), with the words matched."""
+    hits = []
     for form in _T_FORMS:
         for m in form.finditer(text):
             n = _cn_number(m.group(1))
             if n and rules.task(n):
                 hits.append((n, m.group(0)))
+    return hits
+
+
+def find_tasks(text: str, rules: Rules) -> list[tuple[int, str]]:
+    """Task numbers the text names, by form (任务3, 第三项, (三)) or by keyword, with the words matched."""
+    text = _norm(text)
+    hits = _numbered(text, rules)
     # a section's name may contain a task's keyword (知识产权科 ⊃ 知识产权): take names out first
     names = sorted({n for sec in rules.sections for n in (sec.id, *sec.aliases)}, key=len, reverse=True)
     lowered = text
@@ -205,13 +212,14 @@ def _strip_ext(filename: str) -> str:
 
 def classify_file(*, filename: str, kind: FileKind, sheet_tasks: Sequence[tuple[int, str]],
                   cover_period: tuple[str, str] | None, subject: str, received: dt.date,
-                  rules: Rules, sibling_tasks: Sequence[int] = ()) -> list[Classification]:
+                  rules: Rules, sibling_tasks: Sequence[int] = (), body: str = "") -> list[Classification]:
     """One Classification per task the file answers for.
 
     sheet_tasks: (task, sheet name) for each template sheet found in a workbook.
     cover_period: (YYYY-MM, cell) from the workbook cover, if it has one.
     sibling_tasks: tasks the other files of the same message were found to answer for, the
     last resort for a photo or document sent beside its workbook.
+    body: the message's text, which breaks a tie the file name and subject leave (never more).
     """
     period, p_ev, p_problems = _decide_period(filename, cover_period, subject, received)
     if sheet_tasks:
@@ -229,10 +237,7 @@ def classify_file(*, filename: str, kind: FileKind, sheet_tasks: Sequence[tuple[
             return [Classification(n, period, (Evidence("task", str(n), source, f"按{label}中的'{word}'识别为任务{n}"),) + p_ev,
                                    p_problems)]
         if len(tasks) > 1 and source == "filename":
-            names = "、".join(f"任务{n}('{w}')" for n, w in tasks)
-            return [Classification(None, period, p_ev, p_problems + (Problem(
-                "task-ambiguous", f"文件'{filename}'的文件名同时指向{names}，无法确定所属任务",
-                hint="请在文件名中只注明一项任务，例如'任务3 双公示台账'，或按模板分工作表填报。"),))]
+            return [_break_tie(filename, tasks, subject, body, rules, period, p_ev, p_problems)]
     siblings = sorted(set(sibling_tasks))
     if len(siblings) == 1:
         n = siblings[0]
@@ -241,6 +246,25 @@ def classify_file(*, filename: str, kind: FileKind, sheet_tasks: Sequence[tuple[
     return [Classification(None, period, p_ev, p_problems + (Problem(
         "task-unknown", f"未能识别文件'{filename}'属于哪一项重点任务",
         hint="请在邮件主题或文件名中注明任务，例如'任务7 诚信宣传活动照片'；工作簿请使用模板中的工作表名称。"),))]
+
+
+def _break_tie(filename: str, candidates: Sequence[tuple[int, str]], subject: str, body: str, rules: Rules,
+               period: str, p_ev: tuple[Evidence, ...], p_problems: tuple[Problem, ...]) -> Classification:
+    """A file name naming several tasks: a task number written in it (任务5), then the subject,
+    then the body decide among them; still undecided, the sender is told the candidates and how
+    to name the file."""
+    stem = _strip_ext(filename)
+    among = {n for n, _ in candidates}
+    named = "、".join(f"任务{n}" for n, _ in candidates)
+    for source, found, label in (("filename", _numbered(_norm(stem), rules), "文件名"),
+                                 ("subject", find_tasks(subject, rules), "邮件主题"),
+                                 ("body", find_tasks(body, rules), "邮件正文")):
+        hits = [(n, w) for n, w in found if n in among]
+        if len(hits) == 1:
+            n, word = hits[0]
+            return Classification(n, period, (Evidence(
+                "task", str(n), source, f"文件名同时指向{named}，按{label}中的'{word}'识别为任务{n}"),) + p_ev, p_problems)
+    return Classification(None, period, p_ev, p_problems + (task_ambiguous(filename, stem, candidates, rules),))
 
 
 def _decide_period(filename: str, cover_period: tuple[str, str] | None, subject: str,

@@ -9,6 +9,7 @@ while the judgement on each value is exact.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import functools
 import math
 import re
@@ -23,6 +24,7 @@ from mailbot.intake.uscc import check_credit_code
 from mailbot.intake.workbook import cell_name
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
 from mailbot.dates.period import month_label
+from mailbot.writing.problems import header_read_as, missing_column
 from mailbot.writing.vocabulary import provisional_words
 
 __all__ = [
@@ -377,27 +379,62 @@ class SheetMatch:
     extra: tuple[str, ...] = ()
     numbering: int | None = None       # the 序号 column, ignored when telling blank rows
     date1904: bool = False
+    # headers read as a template column they are not written as: (row, cell, header, column, by synonym)
+    read_as: tuple[tuple[int, str, str, str, bool], ...] = ()
+    # a missing column -> (cell, header) of the unknown header cell most like it
+    closest: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _column_keys(spec: SheetSpec) -> dict[str, str]:
-    """normalised header -> column name; a trailing '(…)' may be left out or added when that
-    still names one column only ('决定日期(YYYY/MM/DD)' is '决定日期')."""
+    """normalised header -> column name, for its name, aliases and synonyms; a trailing '(…)' may be
+    left out or added, and punctuation may differ, when that still names one column only
+    ('决定日期(YYYY/MM/DD)' is '决定日期', '监管领域:' is '监管领域')."""
     exact: dict[str, str] = {}
     for col in spec.columns:
-        for label in (col.name, *col.aliases):
+        for label in (col.name, *col.aliases, *col.synonyms):
             exact.setdefault(normalize_header(label), col.name)
-    loose: dict[str, set[str]] = {}
-    for key, name in exact.items():
-        loose.setdefault(_strip_note(key), set()).add(name)
     keys = dict(exact)
-    for key, names in loose.items():
-        if len(names) == 1:
-            keys.setdefault(key, next(iter(names)))
+    for loosen in (_strip_note, _bare):
+        loose: dict[str, set[str]] = {}
+        for key, name in exact.items():
+            loose.setdefault(loosen(key), set()).add(name)
+        for key, names in loose.items():
+            if len(names) == 1:
+                keys.setdefault(key, next(iter(names)))
     return keys
 
 
 def _strip_note(key: str) -> str:
     return re.sub(r"\([^()]*\)$", "", key) or key
+
+
+def _bare(key: str) -> str:
+    """A normalised header without punctuation or symbols ('监管领域:' and '监管·领域' are '监管领域')."""
+    return "".join(ch for ch in key if not unicodedata.category(ch).startswith(("P", "S"))) or key
+
+
+def _column_of(key: str, keys: dict[str, str]) -> str | None:
+    return keys.get(key) or keys.get(_strip_note(key)) or keys.get(_bare(key))
+
+
+_LITERAL_MARKS = re.compile(r"^[*＊]+|[*＊]+$|[(（](?:必填|必填项|选填|非必填|可选)[)）]$")
+_LITERAL_NOTE = re.compile(r"\([^()（）]*\)$|（[^()（）]*）$")   # brackets of one width: mixed ones are a retyping
+
+
+def _read_as(value: Any, col: Column) -> tuple[str, bool] | None:
+    """(the header as written, by synonym) when a matched header is not written as the column's name
+    or one of its aliases: the sender is told it was read as that column. A line break in the cell,
+    a required mark ('*', '（必填）') or a trailing note ('（YYYY/MM/DD）') are the template's own
+    ways and pass silently."""
+    written = _text(value).translate(_INVISIBLE).replace("\r", "").replace("\n", "")
+    unmarked = _LITERAL_MARKS.sub("", written)
+    labels = {col.name, *col.aliases}
+    if {written, unmarked, _LITERAL_NOTE.sub("", unmarked)} & labels:
+        return None
+    key = normalize_header(value)
+    by_name = {k for label in labels for k in (normalize_header(label), _bare(normalize_header(label)))}
+    synonym = not ({key, _strip_note(key), _bare(key)} & by_name)
+    return written, synonym
 
 
 def _header_hits(row: tuple, keys: dict[str, str], used: set[str] = frozenset(),
@@ -406,17 +443,16 @@ def _header_hits(row: tuple, keys: dict[str, str], used: set[str] = frozenset(),
     for c, value in enumerate(row):
         if c in taken or value is None:
             continue
-        key = normalize_header(value)
-        name = keys.get(key) or keys.get(_strip_note(key))
+        name = _column_of(normalize_header(value), keys)
         if name and name not in hits and name not in used:
             hits[name] = c
     return hits
 
 
-def _find_header(table: Table, spec: SheetSpec) -> tuple[int, dict[str, int], tuple[int, ...]] | None:
-    """(last header row, column name -> index, header rows) for the row among the first ones
-    naming most of the spec's columns, joined by the row below or above when the template has
-    two header rows (a merged '行政相对人代码' over '统一社会信用代码', '工商注册号' …)."""
+def _find_header(table: Table, spec: SheetSpec) -> tuple[int, dict[str, int], tuple[int, ...], dict[str, int]] | None:
+    """(last header row, column name -> index, header rows, column name -> its header row) for the
+    row among the first ones naming most of the spec's columns, joined by the row below or above
+    when the template has two header rows (a merged '行政相对人代码' over '统一社会信用代码', '工商注册号' …)."""
     keys = _column_keys(spec)
     scan = table.rows[:HEADER_SCAN_ROWS]
     best_row, best = None, {}
@@ -427,13 +463,15 @@ def _find_header(table: Table, spec: SheetSpec) -> tuple[int, dict[str, int], tu
     if best_row is None:
         return None
     columns, rows = dict(best), [best_row]
+    row_of = dict.fromkeys(best, best_row)
     for other in (best_row + 1, best_row - 1):
         if 0 <= other < min(len(table.rows), HEADER_SCAN_ROWS + 1):
             more = _header_hits(table.rows[other], keys, set(columns), set(columns.values()))
             if more:
                 columns.update(more)
+                row_of.update(dict.fromkeys(more, other))
                 rows.append(other)
-    return max(rows), columns, tuple(sorted(rows))
+    return max(rows), columns, tuple(sorted(rows)), row_of
 
 
 def _numbering_column(table: Table, header_rows: Sequence[int]) -> int | None:
@@ -444,24 +482,65 @@ def _numbering_column(table: Table, header_rows: Sequence[int]) -> int | None:
     return None
 
 
-def _extra_headers(table: Table, header_rows: Sequence[int], columns: dict[str, int]) -> tuple[str, ...]:
+def _extra_cells(table: Table, header_rows: Sequence[int], columns: dict[str, int]) -> list[tuple[int, int, str]]:
+    """(row, column, text) of each header cell that names no template column."""
     used = set(columns.values())
-    extra = []
-    for r in header_rows:
-        for c, value in enumerate(table.rows[r]):
-            if c not in used and _text(value) and _text(value) not in extra:
-                extra.append(_text(value))
-    return tuple(extra)
+    return [(r, c, _text(value)) for r in header_rows for c, value in enumerate(table.rows[r])
+            if c not in used and _text(value)]
+
+
+def _extra_headers(cells: Sequence[tuple[int, int, str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(text for _, _, text in cells))
+
+
+# How alike an unknown header and a missing column must be (difflib's ratio, with a bonus for
+# standing where the template puts the column) before the sender is told one is likely the other.
+_CLOSE_ENOUGH = 0.3
+_IN_PLACE = 0.3
+
+
+def _closest(spec: SheetSpec, missing: Sequence[str], columns: dict[str, int],
+             cells: Sequence[tuple[int, int, str]]) -> dict[str, tuple[str, str]]:
+    """Each missing column paired with the unknown header cell most like it (each cell used once):
+    alike in writing, or standing between the template's neighbours of that column."""
+    order = [c.name for c in spec.columns]
+    scored = []
+    for name in missing:
+        col = spec.column(name)
+        labels = [normalize_header(x) for x in (name, *col.aliases, *col.synonyms)]
+        i = order.index(name)
+        left = next((columns[n] for n in reversed(order[:i]) if n in columns), None)
+        right = next((columns[n] for n in order[i + 1:] if n in columns), None)
+        for r, c, text in cells:
+            key = normalize_header(text)
+            ratio = max(difflib.SequenceMatcher(None, key, label).ratio() for label in labels)
+            in_place = (left is None or left < c) and (right is None or c < right) and (left, right) != (None, None)
+            scored.append((ratio + (_IN_PLACE if in_place else 0), name, (r, c, text)))
+    paired: dict[str, tuple[str, str]] = {}
+    taken: set[tuple[int, int]] = set()
+    for score, name, (r, c, text) in sorted(scored, key=lambda x: -x[0]):
+        if score >= _CLOSE_ENOUGH and name not in paired and (r, c) not in taken:
+            paired[name] = (cell_name(r, c), text)
+            taken.add((r, c))
+    return paired
 
 
 def _match(table: Table, spec: SheetSpec, how: str) -> SheetMatch:
     found = _find_header(table, spec)
     if found is None:
         return SheetMatch(table.name, spec, None, {}, how, tuple(c.name for c in spec.columns), ())
-    header_row, columns, rows = found
+    header_row, columns, rows, row_of = found
     missing = tuple(c.name for c in spec.columns if c.name not in columns)
-    return SheetMatch(table.name, spec, header_row, columns, how, missing,
-                      _extra_headers(table, rows, columns), _numbering_column(table, rows))
+    cells = _extra_cells(table, rows, columns)
+    read_as = []
+    for col in spec.columns:
+        if col.name in columns:
+            r, c = row_of[col.name], columns[col.name]
+            if said := _read_as(table.rows[r][c], col):
+                read_as.append((r + 1, cell_name(r, c), said[0], col.name, said[1]))
+    return SheetMatch(table.name, spec, header_row, columns, how, missing, _extra_headers(cells),
+                      _numbering_column(table, rows), read_as=tuple(read_as),
+                      closest=_closest(spec, missing, columns, cells))
 
 
 def _by_header(table: Table, specs: Sequence[SheetSpec]) -> SheetMatch | None:
@@ -791,13 +870,10 @@ def _no_header(match: SheetMatch, spec: SheetSpec) -> Problem:
 def _column_problems(match: SheetMatch, spec: SheetSpec):
     for i, name in enumerate(match.missing):
         col = spec.column(name)
-        where = f"（表头应在第{match.header_row + 1}行）"
-        if col is not None and col.required:
-            text, severity = f"工作表'{match.table}'缺少'{name}'列；请按模板补上该列{where}", Severity.ERROR
-        else:
-            text, severity = f"工作表'{match.table}'缺少'{name}'列（非必填列，建议按模板补上）", Severity.WARNING
-        yield (match.header_row, -1000 + i), Problem("missing-column", text, severity, sheet=match.table,
-                                                    row=match.header_row + 1, column=name)
+        yield (match.header_row, -1000 + i), missing_column(
+            match.table, name, match.header_row + 1, col is not None and col.required, match.closest.get(name))
+    for i, (row, cell, header, name, synonym) in enumerate(match.read_as):
+        yield (match.header_row, -500 + i), header_read_as(match.table, row, cell, header, name, synonym=synonym)
 
 
 def _deadline_problems(rows: list[_Row], match: SheetMatch, spec: SheetSpec, calendar: WorkCalendar):

@@ -576,7 +576,7 @@ def _read_deadline(doc: _Doc, node: Node, task: str) -> Deadline | None:
 
 _SHEET_KEYS = ("task", "name", "aliases", "title", "help", "allow_empty", "columns", "row_checks")
 _COLUMN_KEYS = ("name", "type", "required", "required_if", "choices", "minimum", "maximum",
-                "aliases", "width", "help")
+                "aliases", "synonyms", "width", "help")
 _CHECK_KEYS = ("kind", "earlier", "later", "limit", "code", "severity", "counts_against", "message")
 
 
@@ -640,6 +640,10 @@ def _read_cover(doc: _Doc, node: Node) -> CoverSpec | None:
     if problem:
         doc.add(m.get("name"), f"cover: {problem}")
     fields = _read_columns(doc, m.get("fields"), "cover") if m.get("fields") is not None else ([], {})
+    for f in fields[0]:
+        if f.synonyms:
+            doc.add(fields[1][f.name], f"cover, field '{f.name}': synonyms apply to ledger columns only; "
+                                       "use aliases for another label of a cover field")
     names = {c.name for c in fields[0]}
     for need in COVER_PREFILLED:
         if m.get("fields") is not None and need not in names:
@@ -682,6 +686,7 @@ def _read_columns(doc: _Doc, node: Node, owner: str) -> tuple[list[Column], dict
     """The columns of a sheet (or the cover's fields), with per-sheet checks that need them all."""
     raw: list[tuple[dict, _Map]] = []
     header_of: dict[str, tuple[str, int]] = {}     # name or alias -> (column, line)
+    synonym_nodes: list[tuple[str, str, str, Node]] = []   # (what, column, synonym, node)
     for item in doc.seq(node, f"{owner}: columns"):
         m = doc.mapping(item, f"{owner}: column", _COLUMN_KEYS, required=("name",))
         if m is None or m.get("name") is None:
@@ -699,6 +704,9 @@ def _read_columns(doc: _Doc, node: Node, owner: str) -> tuple[list[Column], dict
             else:
                 header_of[header] = (name, _line(hnode))
         col["aliases"] = tuple(dict.fromkeys(a for a, _ in aliases if a != name))
+        synonyms = doc.texts(m.get("synonyms"), f"{what}: synonyms")
+        synonym_nodes += [(what, name, header, hnode) for header, hnode in synonyms]
+        col["synonyms"] = tuple(dict.fromkeys(a for a, _ in synonyms))
         col["type"] = (doc.choice(m.get("type"), f"{what}: type", COLUMN_TYPES) if m.get("type") else "text") or "text"
         col["required"] = doc.boolean(m.get("required"), f"{what}: required", False)
         if m.get("width") is not None:
@@ -738,6 +746,13 @@ def _read_columns(doc: _Doc, node: Node, owner: str) -> tuple[list[Column], dict
             doc.add(m.keys["maximum"], f"{what}: maximum is below minimum")
         raw.append((col, m))
 
+    # a synonym is checked against every column's name and aliases, wherever that column is
+    for what, name, header, hnode in synonym_nodes:
+        if header in header_of:
+            other, line = header_of[header]
+            doc.add(hnode, f"{what}: synonym '{header}' is already the name or an alias of column '{other}' (line {line})")
+        else:
+            header_of[header] = (name, _line(hnode))
     types = {c["name"]: c for c, _ in raw}
     columns, nodes = [], {}
     for col, m in raw:

@@ -1242,6 +1242,93 @@ def make_wrong_column(w: Work):
     return redate(raw, when(19, 14, 30, 0)), f"{version('sendEmail')}; workbook: {version('openpyxl')}", how
 
 
+# -------------------------------------------------------------- 17-19 a file name naming two tasks (Foxmail)
+
+N_TIE = "信用动态-长清区市场监管局开展信用修复专题培训.docx"
+TIE_TEXT = ("长清区市场监管局开展信用修复专题培训\n\n"
+            "11月17日，长清区市场监管局组织辖区企业开展信用修复专题培训，讲解行政处罚信息信用修复的条件、"
+            "流程和所需材料，60余家企业参加。\n")
+DOCX_HOW = "python3 zipfile: the parts of a minimal WordprocessingML document ([Content_Types].xml, _rels, word/document.xml)"
+
+
+def tie_doc() -> bytes:
+    """The 宣传科's news item as a .docx (a minimal WordprocessingML package: no Word processor is
+    installed where the cases are made); its name holds 信用动态 (task 5) and 信用修复 (task 11)."""
+    import zipfile
+    from xml.sax.saxutils import escape
+    ns = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    paras = "".join(f"<w:p><w:r><w:t>{escape(line)}</w:t></w:r></w:p>" for line in TIE_TEXT.split("\n") if line)
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+            'wordprocessingml.document.main+xml"/></Types>',
+        "_rels/.rels": '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            'officeDocument" Target="word/document.xml"/></Relationships>',
+        "word/document.xml": f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<w:document xmlns:w="{ns}"><w:body>{paras}</w:body></w:document>',
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(zipfile.ZipInfo(name, (2026, 11, 19, 15, 0, 0)), text.encode("utf-8"))
+    return buf.getvalue()
+
+
+def _make_tie(subject: str, body: str, minute: int):
+    def make(w: Work):
+        raw, how = foxmail(sender="xuanchuan@cqscjg.example.cn", realname="宣传科 王芳", subject=subject, body=body,
+                           files=[(N_TIE, tie_doc(), "application/octet-stream")], when=when(19, 16, minute, 5))
+        return raw, f"{version('python')} (Foxmail 7.2 layout); document: {DOCX_HOW}", how
+    return make
+
+
+make_tie_subject = _make_tie("信用动态稿件", "信用监管科：\n\n    您好！稿件见附件，请审核。\n\n宣传科 王芳", 2)
+make_tie_body = _make_tie("宣传科11月份报送材料", "信用监管科：\n\n    您好！附件是我科本月的信用动态稿件，请审核后推送至"
+                          "\"信用济南\"网站。\n\n宣传科 王芳", 7)
+make_tie_undecided = _make_tie("宣传科报送材料", "信用监管科：\n\n    您好！材料见附件，请查收。\n\n宣传科 王芳", 12)
+
+
+# -------------------------------------------------------------- 20-22 headers not as the template writes them
+
+N_NEAR = "双公示台账（政策法规科2026年11月）.xlsx"
+N_SYNONYM = "食品流通科2026年11月分级分类监管台账.xlsx"
+N_FAR = "食品流通科2026年11月分级分类监管台账（修改）.xlsx"
+FENJI_DROP = ("制度文件台账", "理论学习台账", "诚信宣传台账")
+
+
+def make_header_near(w: Work):
+    """Three headers retyped by hand: a half-width bracket, a space, a colon."""
+    rows = [dict(r, 序号=i) for i, r in enumerate(rows_shuanggongshi()[2:], start=1)]   # no placeholder row
+    data = fill_template("政策法规科", {"双公示台账": rows}, drop=("制度文件台账", "理论学习台账", "异议处理和信用修复台账"),
+                         rename={"双公示台账": {"罚款金额（万元）": "罚款金额（万元)", "行政相对人名称": "行政相对人 名称",
+                                              "决定机关": "决定机关："}})
+    raw, how = foxmail(sender="fagui@cqscjg.example.cn", realname="政策法规科 张伟", subject="政策法规科2026年11月双公示台账",
+                       body="信用监管科：\n\n    双公示台账见附件。\n\n政策法规科 张伟",
+                       files=[(N_NEAR, data, XLSX)], when=when(19, 9, 41, 30))
+    return raw, f"{version('python')} (Foxmail 7.2 layout); workbook: {version('openpyxl')}", how
+
+
+def _make_fenji(filename: str, header: str, minute: int):
+    def make(w: Work):
+        data = fill_template("食品流通科", {"分级分类监管台账": rows_fenji("食品销售")}, drop=FENJI_DROP,
+                             rename={"分级分类监管台账": {"监管领域": header}})
+        raw, how = foxmail(sender="shipin.lt@cqscjg.example.cn", realname="食品流通科 赵强",
+                           subject="食品流通科2026年11月分级分类监管台账",
+                           body="信用监管科：\n\n    我科本月分级分类监管台账见附件，请查收。\n\n食品流通科 赵强",
+                           files=[(filename, data, XLSX)], when=when(19, 10, minute, 12))
+        return raw, f"{version('python')} (Foxmail 7.2 layout); workbook: {version('openpyxl')}", how
+    return make
+
+
+make_header_synonym = _make_fenji(N_SYNONYM, "监管行业", 3)
+make_header_far = _make_fenji(N_FAR, "监管对象", 9)
+
+
 # -------------------------------------------------------------- the list
 
 CASES: list[Case] = [
@@ -1363,6 +1450,37 @@ CASES: list[Case] = [
          [item(N_WRONGCOL, 3, "rejected", ["missing-column"])], sender="fagui@cqscjg.example.cn",
          notes="The 7-working-day check cannot run without 决定日期; the reply should name the column and "
                "attach the blank template."),
+    Case("foxmail_tie_subject",
+         "宣传科 sends a news item (.docx) whose file name holds 信用动态 (task 5) and 信用修复 "
+         "(task 11); the subject 信用动态稿件 names task 5 only. Foxmail 7.2 layout.",
+         make_tie_subject, "accepted", "宣传科", [item(N_TIE, 5)], sender="xuanchuan@cqscjg.example.cn",
+         notes="The subject breaks the file name's tie; the receipt says so."),
+    Case("foxmail_tie_body",
+         "The same document; the subject names no task, the body says 信用动态稿件 (task 5 only).",
+         make_tie_body, "accepted", "宣传科", [item(N_TIE, 5)], sender="xuanchuan@cqscjg.example.cn",
+         notes="The body breaks the tie the subject leaves."),
+    Case("foxmail_tie_undecided",
+         "The same document; neither the subject nor the body names task 5 or 11.",
+         make_tie_undecided, "rejected", "宣传科", [item(N_TIE, None, "rejected", ["task-ambiguous"])],
+         sender="xuanchuan@cqscjg.example.cn",
+         notes="The rejection lists both candidates and shows the file name to use ('任务5 …' or '任务11 …')."),
+    Case("foxmail_header_near",
+         "政策法规科's 双公示台账 with three headers retyped by hand: 罚款金额（万元) (one half-width "
+         "bracket), 行政相对人 名称 (a space), 决定机关： (a colon). Foxmail 7.2 layout.",
+         make_header_near, "accepted", "政策法规科", [item(N_NEAR, 3, warnings=["header-read-as"] * 3)],
+         sender="fagui@cqscjg.example.cn",
+         notes="Each header is read as the template's column, with a warning naming its cell (e.g. N2)."),
+    Case("foxmail_header_synonym",
+         "食品流通科's 分级分类监管台账 headed 监管行业 where the template says 监管领域 (a synonym the "
+         "template lists). Foxmail 7.2 layout.",
+         make_header_synonym, "accepted", "食品流通科", [item(N_SYNONYM, 8, warnings=["header-read-as"])],
+         sender="shipin.lt@cqscjg.example.cn",
+         notes="Warning: B2 列名'监管行业'按'监管领域'处理."),
+    Case("foxmail_header_far",
+         "食品流通科's 分级分类监管台账 headed 监管对象 where the template says 监管领域 (no synonym).",
+         make_header_far, "rejected", "食品流通科", [item(N_FAR, 8, "rejected", ["missing-column"])],
+         sender="shipin.lt@cqscjg.example.cn",
+         notes="The rejection names B2 and the closest template column, 监管领域."),
 ]
 
 
