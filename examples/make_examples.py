@@ -29,12 +29,12 @@ XLSX = mc.XLSX
 # -------------------------------------------------------------- messages only the sample month has
 
 def wb_liutong_wrong_column() -> bytes:
-    """食品流通科's workbook: 分级分类监管台账 says 监管行业 where the template says 监管领域
+    """食品流通科's workbook: 分级分类监管台账 says 监管对象 where the template says 监管领域
     (aliases: 行业领域, 领域)."""
     return mc.fill_template(
         "食品流通科",
         {"理论学习台账": mc.rows_lilun(7), "分级分类监管台账": mc.rows_fenji("食品销售")},
-        rename={"分级分类监管台账": {"监管领域": "监管行业"}})
+        rename={"分级分类监管台账": {"监管领域": "监管对象"}})
 
 
 def make_liutong_wrong_column(w: mc.Work):
