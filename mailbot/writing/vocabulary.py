@@ -5,7 +5,12 @@ the terminal, the letters, the package for 区发改局 and the year's score.
 """
 from __future__ import annotations
 
-__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word"]
+__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word", "REUSED_WORD", "MERGED_WORD"]
+
+# the plan's 严禁弄虚作假: a file already submitted for another month never counts again; a joint
+# task's row two sections both report is shown once
+REUSED_WORD = "重复材料不计数"
+MERGED_WORD = "多科室报送已合并"
 
 STATE_WORDS = {
     "on_time": "按时报送",
