@@ -79,6 +79,7 @@ _STATE_FILLS = {
     "on_time": PatternFill("solid", fgColor="C6EFCE"),         # green
     "late": PatternFill("solid", fgColor="FFEB9C"),            # amber
     "rejected": PatternFill("solid", fgColor="F8CBAD"),        # orange
+    "reused": PatternFill("solid", fgColor="E4C1F9"),          # violet
     "missing": PatternFill("solid", fgColor="FFC7CE"),         # red
     "not_due": PatternFill("solid", fgColor="DDEBF7"),         # pale blue
     "not_applicable": PatternFill("solid", fgColor="EDEDED"),  # grey
@@ -87,6 +88,7 @@ _STATE_FONTS = {
     "on_time": Font(color="006100"),
     "late": Font(color="9C5700"),
     "rejected": Font(color="843C0C"),
+    "reused": Font(color="5B2C83", bold=True),
     "missing": Font(color="9C0006", bold=True),
     "not_due": Font(color="1F4E78"),
     "not_applicable": Font(color="808080"),

@@ -9,7 +9,7 @@ from mailbot.dates.period import period_label
 from mailbot.model import REUSED_FILE, Problem, Severity
 from mailbot.writing.vocabulary import MERGED_WORD, REUSED_WORD
 
-__all__ = ["reused_file_problem", "reused_mark", "merged_mark", "reused_summary"]
+__all__ = ["reused_file_problem", "reused_origin", "reused_mark", "merged_mark", "reused_summary"]
 
 _TRUTH = "各科室对所报数据、材料的真实性负责，严禁弄虚作假。"
 
@@ -37,9 +37,13 @@ def reused_summary(count: int) -> str:
             f"（详见下文）。")
 
 
+def reused_origin(earlier_period: str, earlier_receipt: str) -> str:
+    return f"与{period_label(earlier_period)}回执编号{earlier_receipt}的材料相同"
+
+
 def reused_mark(earlier_period: str, earlier_receipt: str) -> str:
-    """A package row from a reused file."""
-    return f"{REUSED_WORD}（与{period_label(earlier_period)}回执编号{earlier_receipt}的材料相同）"
+    """A package row, a table line from a reused file."""
+    return f"{REUSED_WORD}（{reused_origin(earlier_period, earlier_receipt)}）"
 
 
 def merged_mark(sections: Sequence[str], differing: Sequence[tuple[str, Sequence[tuple[str, str]]]] = ()) -> str:
