@@ -16,8 +16,13 @@ __all__ = [
     "Attachment", "Incoming", "Screening",
     "FileKind", "Table", "Workbook",
     "ItemClass", "Classification", "ItemResult", "Outcome", "Verdict", "Authentication",
-    "OutgoingMail", "Replaced",
+    "OutgoingMail", "Replaced", "REUSED_FILE", "REUSED_FILE_POLICIES",
 ]
+
+# The problem code of a file already submitted for another period (the plan's 严禁弄虚作假),
+# and what a task's `reused_file` may say of it.
+REUSED_FILE = "same-file-other-period"
+REUSED_FILE_POLICIES = ("warn", "reject")
 
 
 # ---------------------------------------------------------------- problems and evidence
@@ -150,6 +155,8 @@ class SheetSpec:
     allow_empty: bool = False    # a month with nothing to report is a legitimate answer
     title: str = ""              # the merged title row written above the header
     help: str = ""
+    key: tuple[str, ...] = ()    # columns naming one item: a joint task's rows two sections both
+                                 # report are merged on them in the package, not doubled
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -175,6 +182,13 @@ class Task:
     file_kinds: tuple[str, ...]  # FileKind values accepted as evidence for this task
     keywords: tuple[str, ...]    # how people name it in subjects and file names
     responsibility: str = ""     # the plan's own 责任单位 wording
+    reused_file: str = "warn"    # a file already submitted for another period: "warn" (accepted,
+                                 # never counted) | "reject" (refused) — the plan's 严禁弄虚作假
+
+    @property
+    def joint(self) -> bool:
+        """Several sections answer for it (a 共同责任单位 task): their rows may repeat each other."""
+        return len(self.sections) > 1
 
 
 @dataclass(frozen=True)
@@ -359,6 +373,11 @@ class ItemResult:
     @property
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if not p.is_error)
+
+    @property
+    def reused(self) -> bool:
+        """The very file was already submitted for another period: it counts for nothing here."""
+        return any(p.code == REUSED_FILE for p in self.problems)
 
 
 class Outcome(str, enum.Enum):

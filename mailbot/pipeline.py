@@ -77,7 +77,8 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
     """Everything about one message that needs no I/O: the verdict for it and each of its files.
 
     `prior` lists earlier submissions of the same files (store.PriorSubmission), for the plan's
-    严禁弄虚作假: the same file sent again for another month is flagged.
+    严禁弄虚作假: a file already accepted for another month is told and never counted, or refused
+    where its task's `reused_file` says reject.
     """
     if screened := screen.screen(incoming, intake.own_addresses):
         return _unread(judge.ignore(f"{screened.code}: {screened.reason}"), incoming)
@@ -150,7 +151,9 @@ def _addressed(verdict: Verdict, incoming: Incoming, intake: Intake, decision: c
 def _items(files: Sequence[Examined], subject: str, body: str, intake: Intake, section: str | None,
            received: dt.date, prior: Sequence[Any]) -> list[ItemResult]:
     """One item per (file, task): classified, validated, judged."""
-    by_sha = {p.sha256: p for p in prior or ()}
+    by_sha: dict[str, list[Any]] = {}
+    for p in prior or ():
+        by_sha.setdefault(p.sha256, []).append(p)
     siblings: list[int] = []
     items: list[ItemResult] = []
     # workbooks first: a photo sent beside its workbook takes the workbook's task
@@ -158,7 +161,7 @@ def _items(files: Sequence[Examined], subject: str, body: str, intake: Intake, s
         classes = _classify(f, subject, body, received, intake.rules, siblings)
         if f.matches:
             siblings += [c.task for c in classes if c.task is not None]
-        items += [_item(f, c, intake, section, received, by_sha.get(f.sha256)) for c in classes]
+        items += [_item(f, c, intake, section, received, by_sha.get(f.sha256, ())) for c in classes]
     return items
 
 
@@ -173,7 +176,7 @@ def _classify(f: Examined, subject: str, body: str, received: dt.date, rules: Ru
 
 
 def _item(f: Examined, c: Classification, intake: Intake, section: str | None, received: dt.date,
-          prev: Any) -> ItemResult:
+          priors: Sequence[Any]) -> ItemResult:
     rules, att = intake.rules, f.attachment
     refusal = None if f.problems else judge.file_refusal(f.kind, f.description, att.filename, att.size)
     refused = refusal is not None or any(p.is_error for p in f.problems)
@@ -193,7 +196,9 @@ def _item(f: Examined, c: Classification, intake: Intake, section: str | None, r
             problems += more
         if p := judge.not_assigned(c.task, section, rules):
             problems.append(p)
-    if p := judge.same_file_other_period(att.filename, prev, c.period):
+    task = rules.task(c.task) if c.task is not None else None
+    if p := judge.same_file_other_period(att.filename, judge.earlier_submission(priors, c.period), c.period,
+                                         task.reused_file if task else "warn"):
         problems.append(p)
     status = judge.item_status(problems, c.task)
     due, on_time = judge.deadline(c.task, c.period, status, received, rules)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -62,6 +63,42 @@ def test_the_same_file_for_another_month_is_a_warning_not_a_rejection(intake):
     assert verdict.outcome is Outcome.ACCEPTED
     [item] = verdict.items
     assert "same-file-other-period" in [p.code for p in item.warnings] and "R-0001" in item.warnings[-1].message
+
+
+def _reused(intake, policy, *earlier):
+    incoming = parse_message((DATA / "cases" / "sendemail_gbk_raw.eml").read_bytes(), limits=intake.rules.limits)
+    [att] = incoming.attachments
+    sha = hashlib.sha256(att.content).hexdigest()
+    rules = intake.rules
+    rules = replace(rules, tasks=tuple(replace(t, reused_file=policy) for t in rules.tasks))
+    return decide(incoming, replace(intake, rules=rules), NOV,
+                  [SimpleNamespace(sha256=sha, **e) for e in earlier])
+
+
+def test_a_reused_file_is_accepted_never_counted_and_says_so(intake):
+    verdict = _reused(intake, "warn", dict(period="2026-09", receipt_no="R-0000", status="rejected"),
+                      dict(period="2026-10", receipt_no="R-0001", status="accepted"),
+                      dict(period="2026-11", receipt_no="R-0002", status="accepted"))
+    [item] = verdict.items
+    assert verdict.outcome is Outcome.ACCEPTED and item.reused
+    [p] = [p for p in item.warnings if p.code == "same-file-other-period"]
+    # the month it first counted for: not the rejected one, not this month's own earlier answer
+    assert "2026年10月" in p.message and "R-0001" in p.message and "重复材料不计数" in p.message
+
+
+def test_a_file_only_rejected_before_is_not_reused(intake):
+    [item] = _reused(intake, "warn", dict(period="2026-10", receipt_no="R-0001", status="rejected")).items
+    assert not item.reused
+
+
+def test_the_reject_policy_refuses_a_reused_file_naming_the_earlier_receipt_and_month(intake):
+    verdict = _reused(intake, "reject", dict(period="2026-10", receipt_no="R-0001", status="accepted"))
+    [item] = verdict.items
+    assert verdict.outcome is Outcome.REJECTED and item.status == "rejected" and item.reused
+    [p] = item.errors
+    assert p.code == "same-file-other-period" and p.severity is Severity.ERROR
+    assert "R-0001" in p.message and "2026年10月" in p.message and "不予受理" in p.message
+    assert "严禁弄虚作假" in p.hint and "2026年11月" in p.hint
 
 
 def test_a_persons_confirmation_settles_the_section(intake):

@@ -124,3 +124,32 @@ def test_a_receipt_says_whether_it_came_on_time_and_by_how_much_it_is_late(rules
                          mailbox_address="xyjgk@x.cn", mailbox_name="信用监管科", received_at=received, now=received)
     text = parse(letter).get_body(("plain",)).get_content()
     assert says in text and "报送时限：" in text
+
+
+def test_a_receipt_says_a_reused_file_is_not_counted(rules):
+    from mailbot.writing.honesty import reused_file_problem
+    reused = ItemResult(filename="现场照片.jpg", kind=FileKind.JPEG, sha256="1" * 64, task=7, period="2026-11",
+                        status="accepted", due=dt.date(2026, 11, 25), on_time=True,
+                        problems=(reused_file_problem("现场照片.jpg", "2026-10", "XY20261020-00007", "2026-11", False),))
+    v = Verdict(Outcome.ACCEPTED, "2 item(s) accepted", "政策法规科", SECTION_EV, (item(), reused))
+    letter = draft_reply(verdict=v, incoming=incoming(), receipt_no="XY20261120-00001", rules=rules,
+                         mailbox_address="xyjgk@x.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
+    text = parse(letter).get_body(("plain",)).get_content()
+    assert "重复材料不计数：1份材料与往月已报送的材料完全相同" in text
+    assert "《现场照片.jpg》，任务7" in text and "报送月份2026年11月，重复材料不计数" in text
+    assert "与2026年10月已报送的材料（回执编号XY20261020-00007）完全相同" in text
+    assert "不计入2026年11月的报送情况和报送次数" in text
+    assert "本次按时报送" not in text          # neither on time nor late: it counts for nothing
+
+
+def test_a_rejection_of_a_reused_file_names_the_earlier_receipt(rules):
+    from mailbot.writing.honesty import reused_file_problem
+    p = reused_file_problem("现场照片.jpg", "2026-10", "XY20261020-00007", "2026-11", True)
+    v = Verdict(Outcome.REJECTED, "all 1 item(s) rejected", "政策法规科", SECTION_EV,
+                (item(status="rejected", problems=[p], task=7),))
+    letter = draft_reply(verdict=v, incoming=incoming(), receipt_no="XY20261120-00001", rules=rules,
+                         mailbox_address="xyjgk@x.cn", mailbox_name="信用监管科", received_at=NOW, now=NOW)
+    text = parse(letter).get_body(("plain",)).get_content()
+    assert "受理结果：未受理" in text and "需修改后重新报送的材料（1项）" in text
+    assert "与2026年10月已报送并受理的材料（回执编号XY20261020-00007）完全相同" in text and "不予受理" in text
+    assert "重复材料不计数：" not in text

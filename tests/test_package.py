@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import zipfile
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import openpyxl
@@ -47,6 +48,7 @@ class Sub:
     superseded_by: int | None = None
     on_time: bool | None = True
     sha256: str = "0" * 64
+    reused_from: Any = None
 
 
 @dataclass
@@ -425,7 +427,7 @@ def test_score_workbook(rules):
     rows = cal.get_sheet_by_name(SCORE_SHEET).to_python()
     assert rows[0][0].startswith("2026年度信用监测材料报送考核情况")
     assert rows[1] == ["科室", "任务", "任务名称", "应报次数", "按时报送", "逾期报送", "未报送", "首次报送被退回", "按时率",
-                       "未到期", "年度次数要求"]
+                       "未到期", "年度次数要求", "重复材料不计数"]
     body = rows[2:]
     assert [(r[0], r[1]) for r in body] == [("政策法规科", "任务1"), ("政策法规科", "任务3"),
                                           ("宣传科", "任务5"), ("宣传科", "任务7")]
@@ -434,8 +436,8 @@ def test_score_workbook(rules):
     assert body[0][8] == pytest.approx(10 / 12)
     assert body[1][8] == 1.0 and body[2][8] == 0.75
     assert body[3][8] == "—"                                  # nothing due: no rate
-    assert body[3][9:] == [12, "已报1次/至少2次,未达标"]
-    assert body[0][9:] == [0, ""]                              # no yearly count rule given
+    assert body[3][9:] == [12, "已报1次/至少2次,未达标", ""]
+    assert body[0][9:] == [0, "", ""]                          # no yearly count rule given, nothing reused
     assert wb[SCORE_SHEET]["I3"].number_format == "0.00%"
 
     summary = cal.get_sheet_by_name(SCORE_SUMMARY_SHEET).to_python()
@@ -458,3 +460,83 @@ def test_score_without_rows(rules):
     data = build_score(rules, 2026, [], generated_at=GENERATED)
     rows = _calamine(data).get_sheet_by_name(SCORE_SUMMARY_SHEET).to_python()
     assert rows[2][:7] == ["合计", 0, 0, 0, 0, 0, 0] and rows[2][7] == "—"
+
+
+# ---------------------------------------------------------------- honesty: reused files, joint rows
+
+def _repair(n: int, result: str, **kw) -> dict[str, Any]:
+    row = {"序号": n, "业务类型": "信用修复", "申请主体名称": "济南某某餐饮有限公司",
+           "统一社会信用代码": "91370113MA3C0AAA0A", "涉及信息": "长市监罚〔2026〕12号",
+           "收到日期": "2026-11-09", "办结日期": "2026-11-10", "办理结果": result}
+    return row | kw
+
+
+def _honesty_month() -> list[Any]:
+    """Task 11 (政策法规科 and 信用监管科): the same 信用修复 reported by both, with different
+    results and row numbers, plus one row each of their own; task 7: a reused photo ledger."""
+    reused = SimpleNamespace(period="2026-03", receipt_no="XY20260320-00004")
+    return [
+        Sub("政策法规科", 11, PERIOD, "accepted", 2, {"异议处理和信用修复台账": [
+            _repair(1, "准予修复"), _repair(2, "准予修复", 申请主体名称="另一家公司")]},
+            "XY20261112-00003", dt.datetime(2026, 11, 12, 9, 0, tzinfo=BJ)),
+        Sub("信用监管科", 11, PERIOD, "accepted", 2, {"异议处理和信用修复台账": [
+            _repair(1, "第三家", 申请主体名称="第三家公司"),
+            _repair(2, "不予修复", 申请主体名称=" 济南某某餐饮有限公司")]},       # spaces do not make it another
+            "XY20261113-00004", dt.datetime(2026, 11, 13, 9, 0, tzinfo=BJ)),
+        dataclasses.replace(
+            Sub("消费者权益保护科", 7, PERIOD, "accepted", 1, {"诚信宣传台账": [
+                {"序号": 1, "活动名称": "3·15诚信宣传进社区", "活动形式": "进社区", "活动结束日期": "2026-03-15",
+                 "上报日期": "2026-03-16", "活动内容": "发放资料"}]},
+                "XY20261118-00006", dt.datetime(2026, 11, 18, 9, 0, tzinfo=BJ)), filename="诚信宣传.xlsx"),
+    ], reused
+
+
+def test_a_joint_tasks_row_two_sections_report_is_merged_once_and_marked(rules):
+    subs, reused = _honesty_month()
+    data = build_package(rules, PERIOD, subs, _cells(rules), generated_at=GENERATED)
+    rows = _calamine(data).get_sheet_by_name("异议处理和信用修复台账").to_python()
+    header, body = rows[1], rows[2:]
+    assert header[-1] == "核对说明" and header[-4:-1] == ["备注", "回执编号", "报送时间"]
+    names = [r[header.index("申请主体名称")] for r in body]
+    assert names == ["济南某某餐饮有限公司", "另一家公司", "第三家公司"]          # 3 rows, not 4
+    merged = body[0]
+    assert merged[0] == "政策法规科、信用监管科"
+    assert merged[header.index("回执编号")] == "XY20261112-00003、XY20261113-00004"
+    mark = merged[-1]
+    assert mark.startswith("多科室报送已合并（政策法规科、信用监管科）")
+    assert "办理结果不一致：政策法规科填“准予修复”，信用监管科填“不予修复”" in mark and "序号" not in mark
+    assert [r[-1] for r in body[1:]] == ["", ""]
+    index = openpyxl.load_workbook(io.BytesIO(data))[INDEX_SHEET]
+    counts = {index.cell(r, 2).value: index.cell(r, 4).value for r in range(1, 30)}
+    assert counts["异议处理和信用修复台账"] == 3
+
+
+def test_a_reused_files_rows_are_marked_and_never_merged(rules):
+    subs, reused = _honesty_month()
+    subs[-1] = dataclasses.replace(subs[-1], reused_from=reused)
+    # another section's reused copy of the same activity is marked, not merged into a real one
+    subs.append(dataclasses.replace(subs[-1], section="宣传科", reused_from=None, receipt_no="XY20261119-00008"))
+    data = build_package(rules, PERIOD, subs, _cells(rules), generated_at=GENERATED)
+    rows = _calamine(data).get_sheet_by_name("诚信宣传台账").to_python()
+    header, body = rows[1], rows[2:]
+    assert header[-1] == "核对说明" and [r[0] for r in body] == ["宣传科", "消费者权益保护科"]
+    assert body[1][-1] == "重复材料不计数（与2026年3月回执编号XY20260320-00004的材料相同）"
+    assert body[0][-1] == ""
+    # a sheet with nothing to mark keeps the template's layout
+    assert _calamine(data).get_sheet_by_name("分级分类监管台账").to_python()[1][-1] == "报送时间"
+
+
+def test_a_reused_dual_publicity_ledger_reports_nothing(rules):
+    subs = [dataclasses.replace(s, reused_from=SimpleNamespace(period="2026-10", receipt_no="R"))
+            if s.receipt_no == "XY20261120-00007" else s for s in _month()]
+    rates = dual_publicity_rates(rules, PERIOD, subs)
+    assert rates.reported_sections == () and rates.rows_accepted == 0
+
+
+def test_the_score_marks_reused_files(rules):
+    marked = SimpleNamespace(**vars(SCORES[3]) | {"reused": 2})
+    data = build_score(rules, 2026, [marked, SCORES[0]], generated_at=GENERATED)
+    body = _calamine(data).get_sheet_by_name(SCORE_SHEET).to_python()[2:]
+    assert body[1][11] == "2份" and body[0][11] == ""
+    notes = "\n".join(r[0] for r in _calamine(data).get_sheet_by_name(SCORE_NOTES_SHEET).to_python())
+    assert "重复材料不计数" in notes and "严禁弄虚作假" in notes

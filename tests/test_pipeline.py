@@ -170,7 +170,17 @@ def test_the_same_file_for_another_month_is_flagged(sqlite_config, capsys, tmp_p
     c = load_config(sqlite_config)
     with Store(c.database, c.storage) as st:
         dec = st.submissions(section="宣传科", period="2026-12")
-        assert dec and dec[0].duplicate_of is not None
+        assert dec and dec[0].duplicate_of is not None and dec[0].reused_from.receipt_no == r1["receipt_no"]
+        [receipt] = [m for m in st.outbox() if r2["receipt_no"] in m.subject]
+        text = email.message_from_bytes(receipt.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "重复材料不计数：1份材料与往月已报送的材料完全相同" in text and r1["receipt_no"] in text
+    # December's status: the photo is no answer (once the 25th has passed), marked as such
+    capsys.readouterr()
+    assert cli.main(["--config", str(sqlite_config), "status", "--period", "2026-12", "--json",
+                     "--now", "2026-12-28T10:00:00+08:00"]) == 0
+    cells = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [cell] = [x for x in cells if (x["section"], x["task"]) == ("宣传科", 7)]
+    assert cell["state"] == "reused" and cell["reused"][0]["earlier_receipt_no"] == r1["receipt_no"]
 
 
 def test_a_quarantined_message_counts_for_nothing_until_confirmed(sqlite_config, capsys):

@@ -408,3 +408,49 @@ def test_bad_settings(rules_dir, tmp_path):
     assert _has(issues, "settings.yaml", size, "positive size")
     assert _has(issues, "settings.yaml", typo, "unknown key 'max_dept'", "max_depth")
     assert _has(issues, "settings.yaml", clock, "HH:MM")
+
+
+# ---------------------------------------------------------------- honesty rules (严禁弄虚作假)
+
+def test_reused_file_policy_and_joint_keys(rules):
+    assert {t.reused_file for t in rules.tasks} <= {"warn", "reject"}
+    assert all(t.reused_file == "warn" for t in rules.tasks)          # the default, and task 7 says so
+    for t in rules.tasks:
+        for name in t.sheets:
+            spec = rules.sheet(name)
+            assert all(spec.column(c) is not None for c in spec.key)
+            assert bool(spec.key) or not t.joint, name      # a joint task's sheet names its items
+
+
+def test_a_bad_reused_file_value_is_reported_at_its_line(rules_dir, tmp_path):
+    root = _copy(rules_dir, tmp_path)
+    line = _edit(root / "tasks.yaml", "    reused_file: warn", "    reused_file: refuse")
+    issues = check_rules(root)
+    assert _has(issues, "tasks.yaml", line, "task 7: reused_file must be one of warn, reject", "'refuse'")
+
+
+def test_reject_policy_loads(rules_dir, tmp_path):
+    root = _copy(rules_dir, tmp_path)
+    _edit(root / "tasks.yaml", "    reused_file: warn", "    reused_file: reject")
+    assert load_rules(root).task(7).reused_file == "reject"
+
+
+def test_joint_sheet_keys_are_checked(rules_dir, tmp_path):
+    root = _copy(rules_dir, tmp_path)
+    annex = root / "templates" / "annex1.yaml"
+    _edit(annex, "    key: [活动名称, 活动结束日期]\n", "")
+    typo = _edit(annex, "    key: [业务类型, 申请主体名称, 涉及信息]", "    key: [业务类型, 申请人名称, 涉及信息]")
+    issues = check_rules(root)
+    assert _has(issues, "annex1.yaml", typo, "key names column '申请人名称'", "did you mean '申请主体名称'")
+    sheet7 = _line_of(annex, "name: 诚信宣传台账") - 1
+    assert _has(issues, "annex1.yaml", sheet7, "sheet '诚信宣传台账'", "several sections", "key")
+
+
+def test_rules_check_command_reports_a_bad_reused_file_value(rules_dir, tmp_path, capsys):
+    from mailbot.app import cli
+    root = _copy(rules_dir, tmp_path)
+    line = _edit(root / "tasks.yaml", "    reused_file: warn", "    reused_file: maybe")
+    capsys.readouterr()
+    assert cli.main(["rules", "check", "--rules", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"tasks.yaml:{line}: task 7: reused_file must be one of warn, reject; found 'maybe'" in out

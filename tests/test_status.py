@@ -204,3 +204,44 @@ def test_months_before_tracking_since_are_not_applicable(rules):
     full = year_score(rules, 2026, {}, today=dt.date(2026, 12, 3))
     # only November's deadlines count against the sections, not the ten months before mailbot
     assert sum(r.missing for r in rows) < sum(r.missing for r in full) / 5 and sum(r.missing for r in rows) > 0
+
+
+# ---------------------------------------------------------------- 严禁弄虚作假: a reused file counts for nothing
+
+def reused(s, period="2026-03", receipt="XY20260320-00004"):
+    from dataclasses import replace
+    from mailbot.store import ReusedFrom
+    return replace(s, reused_from=ReusedFrom(period, receipt, bj(2026, 3, 20)))
+
+
+def test_a_reused_photo_does_not_meet_the_year_count(rules, cal):
+    # 消保科's 诚信宣传 (at least 2 a year): one photo in March, the very same photo again in June
+    march = sub("消费者权益保护科", 7, "2026-03", bj(2026, 3, 20), sheets=(), filename="现场照片.jpg")
+    june = reused(sub("消费者权益保护科", 7, "2026-06", bj(2026, 6, 20), sheets=(), filename="现场照片.jpg"),
+                  receipt=march.receipt_no)
+    by_period = {"2026-03": [march], "2026-06": [june]}
+    assert yearly_counts(rules, 2026, by_period)[("消费者权益保护科", 7)] == 1         # 1 of 2, not 2 of 2
+    row = next(x for x in year_score(rules, 2026, by_period, cal) if (x.section, x.task) == ("消费者权益保护科", 7))
+    assert (row.count, row.required, row.on_time, row.reused) == (1, 2, 1, 1)
+    assert row.missing == 11 and row.as_dict()["reused"] == 1          # June's answer was no answer
+
+
+def test_a_reused_file_does_not_meet_the_month_count_and_marks_the_cell(rules, cal):
+    # 宣传科's 信用动态 (at least 1 a month): last month's article again
+    nov = "2026-11"
+    article = reused(sub("宣传科", 5, nov, bj(2026, 11, 20), sheets=(), filename="信用动态稿件.docx"),
+                     period="2026-10", receipt="XY20261020-00001")
+    cell = next(c for c in status_matrix(rules, nov, [article], dt.date(2026, 12, 2), cal)
+                if (c.section, c.task) == ("宣传科", 5))
+    assert cell.state == "reused" and cell.count == 0 and cell.required == 1
+    assert cell.as_dict()["reused"] == [{"filename": "信用动态稿件.docx", "receipt_no": article.receipt_no,
+                                         "earlier_period": "2026-10", "earlier_receipt_no": "XY20261020-00001"}]
+    table = render_table([cell])
+    assert "重复材料不计数" in table.splitlines()[4]
+    assert (f"重复材料不计数：宣传科 任务5《信用动态稿件.docx》（回执编号{article.receipt_no}），"
+            "与2026年10月回执编号XY20261020-00001的材料相同") in table
+    # a real article beside it is the answer; the reused one is still listed, and counts nothing
+    real = sub("宣传科", 5, nov, bj(2026, 11, 26), sheets=(), filename="另一篇.docx")
+    cell = next(c for c in status_matrix(rules, nov, [article, real], dt.date(2026, 12, 2), cal)
+                if (c.section, c.task) == ("宣传科", 5))
+    assert (cell.state, cell.count, cell.receipt_no) == ("late", 1, real.receipt_no) and len(cell.reused) == 1

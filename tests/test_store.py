@@ -359,6 +359,31 @@ def test_duplicate_of_flags_the_same_file_for_another_month(store):
     assert {s.id: s for s in store.submissions(current_only=False)}[s3].duplicate_of == s1
 
 
+def test_a_file_already_accepted_for_another_month_is_reused_and_replaces_nothing(store):
+    photo, ledger, broken = attachment(b"the photo", "照片.jpg"), attachment(b"nov ledger"), attachment(b"bad")
+    r1 = record(store, incoming(photo, message_id="oct"), verdict(item(photo, period="2026-10")))
+    r2 = record(store, incoming(ledger, message_id="nov"), verdict(item(ledger)), received_at=T0 + dt.timedelta(days=30))
+    # October's photo again for November, after the real November ledger
+    r3 = record(store, incoming(photo, message_id="nov-photo"), verdict(item(photo)),
+                received_at=T0 + dt.timedelta(days=31))
+    [s1], [s2], [s3] = r1.submission_ids, r2.submission_ids, r3.submission_ids
+    nov = {s.id: s for s in store.submissions(SECTION, 3, "2026-11")}
+    assert set(nov) == {s2, s3}                                  # the real answer stays current
+    assert not nov[s2].reused and nov[s3].reused
+    assert (nov[s3].reused_from.period, nov[s3].reused_from.receipt_no) == ("2026-10", r1.receipt_no)
+    [detail] = store.message_detail(r3.receipt_no).submissions
+    assert detail.reused_from == nov[s3].reused_from
+
+    # a file only ever rejected for another month counted nowhere: sending it again is no reuse
+    record(store, incoming(broken, message_id="dec-bad"),
+           verdict(item(broken, period="2026-12", status="rejected", problems=(Problem("missing-column", "缺列"),)),
+                   outcome=Outcome.REJECTED), received_at=T0 + dt.timedelta(days=40))
+    r5 = record(store, incoming(broken, message_id="jan"), verdict(item(broken, period="2027-01")),
+                received_at=T0 + dt.timedelta(days=60))
+    [jan] = store.submissions(SECTION, 3, "2027-01")
+    assert jan.id == r5.submission_ids[0] and jan.duplicate_of is not None and not jan.reused
+
+
 def test_items_must_match_the_attachments(store):
     a = attachment(b"here")
     ghost = attachment(b"not in the message")

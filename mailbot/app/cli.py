@@ -625,8 +625,11 @@ def cmd_status(args) -> int:
     cells = office.status(period, now)
     if args.json:
         for c in cells:
-            print(json.dumps({"section": c.section, "task": c.task, "period": c.period, "state": c.state,
-                              "submitted_at": iso(c.submitted_at)}, ensure_ascii=False))
+            row = {"section": c.section, "task": c.task, "period": c.period, "state": c.state,
+                   "submitted_at": iso(c.submitted_at)}
+            if c.reused:                # files already accepted for another period: counted nowhere
+                row["reused"] = [r.as_dict() for r in c.reused]
+            print(json.dumps(row, ensure_ascii=False))
         return 0
     from mailbot.dates.zone import bureau_time
     print(render_table(cells, color=_color(), today=bureau_time(now).date()), end="")
@@ -788,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     du.add_argument("--rules", help="rules folder (default: the config's, else the project's rules/)")
     du.set_defaults(func=cmd_due)
 
-    stt = sub.add_parser("status", help="sections by tasks for a month: on_time, late, missing, not_due, not_applicable")
+    stt = sub.add_parser("status", help="sections by tasks for a month: on_time, late, rejected, reused, missing, not_due, not_applicable")
     stt.add_argument("--period", required=True, help="the month: 2026-11, 2026年11月 or 202611")
     stt.add_argument("--json", action="store_true", help='one {"section", "task", "period", "state", "submitted_at"} per line')
     stt.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")

@@ -202,11 +202,12 @@ class Office:
         return as_of(self.store.submissions(period=period, current_only=False), now)
 
     def submitted(self, periods: Iterable[str], now: dt.datetime) -> set[tuple[str, int, str]]:
-        """(section, task, period) with a current accepted submission by `now`."""
+        """(section, task, period) with a current accepted submission by `now` that counts (not a
+        file already accepted for another period: that section is still reminded)."""
         out: set[tuple[str, int, str]] = set()
         for p in periods:
             for s in self.submissions(p, now):
-                if s.section is not None and s.current:
+                if s.section is not None and s.current and not s.reused:
                     out.add((s.section, s.task, s.period))
         return out
 

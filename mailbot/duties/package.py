@@ -13,6 +13,10 @@ The package workbook (`build_package`):
   one sheet per template sheet of rules/templates/annex1.yaml, same name and layout as the
   template (row 1 title, row 2 header, data from row 3), columns 报送科室 + the template's
   columns + 回执编号, 报送时间; the rows of every current accepted submission of the month.
+  The plan's 严禁弄虚作假, where it applies, adds a last column 核对说明: a row of a file already
+  accepted for another month (`reused_from`) is marked 重复材料不计数; a joint task's row that
+  several sections report with the same values in the sheet's `key` columns is written once,
+  with every section and receipt, marked 多科室报送已合并 and any column in which they differ.
 
 Every text cell beginning with =, +, - or @ is stored as a string with Excel's quote prefix,
 so a section's "=HYPERLINK(...)" never becomes a formula in the bureau's Excel.
@@ -47,7 +51,8 @@ from mailbot.duties.printing import PORTRAIT_UNITS, fit_columns, fit_rows, set_p
 from mailbot.model import Rules, SheetSpec, Task
 from mailbot.duties.templates import _BORDER, _HEADER_FILL, DATE_FORMAT, FIRST_DATA_ROW, HEADER_ROW, TITLE_ROW
 from mailbot.dates.zone import bureau_time
-from mailbot.writing.vocabulary import STATE_MEANINGS, STATE_WORDS
+from mailbot.writing.honesty import merged_mark, reused_mark
+from mailbot.writing.vocabulary import MERGED_WORD, REUSED_WORD, STATE_MEANINGS, STATE_WORDS
 from mailbot.dates.period import parse_period, period_label
 
 __all__ = [
@@ -57,7 +62,7 @@ __all__ = [
     "package_filename", "evidence_zip_filename", "score_filename",
     "STATE_LABELS", "INDEX_SHEET", "STATUS_SHEET", "RATES_SHEET",
     "SCORE_SHEET", "SCORE_SUMMARY_SHEET", "SCORE_NOTES_SHEET",
-    "SECTION_COLUMN", "RECEIPT_COLUMN", "RECEIVED_COLUMN",
+    "SECTION_COLUMN", "RECEIPT_COLUMN", "RECEIVED_COLUMN", "MARK_COLUMN",
 ]
 
 INDEX_SHEET = "目录"
@@ -70,6 +75,7 @@ SCORE_NOTES_SHEET = "口径说明"
 SECTION_COLUMN = "报送科室"
 RECEIPT_COLUMN = "回执编号"
 RECEIVED_COLUMN = "报送时间"
+MARK_COLUMN = "核对说明"                 # only on a sheet with a reused or merged row
 
 DUAL_PUBLICITY_SHEET = "双公示台账"     # annex1.yaml: the name other modules code against
 UNKNOWN_SECTION = "未识别科室"
@@ -79,6 +85,7 @@ _STATE_FILLS = {
     "on_time": PatternFill("solid", fgColor="C6EFCE"),         # green
     "late": PatternFill("solid", fgColor="FFEB9C"),            # amber
     "rejected": PatternFill("solid", fgColor="F8CBAD"),        # orange
+    "reused": PatternFill("solid", fgColor="E4C1F9"),          # violet
     "missing": PatternFill("solid", fgColor="FFC7CE"),         # red
     "not_due": PatternFill("solid", fgColor="DDEBF7"),         # pale blue
     "not_applicable": PatternFill("solid", fgColor="EDEDED"),  # grey
@@ -87,6 +94,7 @@ _STATE_FONTS = {
     "on_time": Font(color="006100"),
     "late": Font(color="9C5700"),
     "rejected": Font(color="843C0C"),
+    "reused": Font(color="5B2C83", bold=True),
     "missing": Font(color="9C0006", bold=True),
     "not_due": Font(color="1F4E78"),
     "not_applicable": Font(color="808080"),
@@ -115,7 +123,8 @@ class SubmissionLike(Protocol):
     """What the package reads of a stored submission (store.StoredSubmission has all of it).
 
     Also read when present: `superseded_by` (None = current), `errors`, `warnings` (tuples of
-    Problem.as_dict() dicts), `filename`.
+    Problem.as_dict() dicts), `filename`, `reused_from` (the accepted submission of another
+    period the same file was sent in: period, receipt_no; None = not reused).
     """
     section: str | None
     task: int
@@ -211,7 +220,7 @@ def dual_publicity_rates(rules: Rules, period: str, submissions: Sequence[Submis
     responsible = tuple(task.sections) if task else ()
 
     mine = [s for s in submissions if s.task == number and s.period == period]
-    accepted = [s for s in mine if _is_current(s)]
+    accepted = [s for s in mine if _is_current(s) and not _is_reused(s)]     # a reused file reports nothing
     rejected = [s for s in mine if s.status == "rejected"]
     accepted.sort(key=lambda s: _submission_key(rules, s))
     rejected.sort(key=lambda s: _submission_key(rules, s))
@@ -324,7 +333,10 @@ def _write_index(ws: Worksheet, label: str, generated_at: dt.datetime,
         ("已报送科室", f"{len(sections)}个:{'、'.join(sections)}" if sections else "无"),
         ("说明", "本汇总由信用监管科 mailbot 根据各科室报送并经校验受理的材料自动生成;"
                  "被退回的材料、已被同月新报送材料替换的材料不计入各台账。"
-                 "各台账第1列为报送科室,最后两列为回执编号和报送时间,可据此查到原始邮件和文件。"),
+                 "各台账第1列为报送科室,其后为回执编号和报送时间,可据此查到原始邮件和文件。"
+                 f"与以往月份已报送材料完全相同的文件,其各行在“{MARK_COLUMN}”列注明“{REUSED_WORD}”;"
+                 f"多个科室共同承担的任务,各科室报送的同一事项(按模板规定的关键列判断)只列一行,"
+                 f"注明“{MERGED_WORD}”及各报送科室。"),
     ]
     row = 2
     for name, text in lines:
@@ -484,36 +496,104 @@ def _write_rates(ws: Worksheet, rules: Rules, label: str, rates: DualPublicityRa
     set_print(ws, HEADER_ROW)
 
 
-def _merge_rows(rules: Rules, current: Sequence[SubmissionLike]) -> dict[str, list[tuple[SubmissionLike, Mapping[str, Any]]]]:
-    out: dict[str, list[tuple[SubmissionLike, Mapping[str, Any]]]] = {}
+@dataclass
+class _LedgerRow:
+    """One row of a ledger sheet: a section's row, or a joint task's row several sections sent."""
+    values: Mapping[str, Any]
+    subs: list[Any]                                  # the submissions it came from, first one first
+    rows: list[Mapping[str, Any]]                    # ... and their rows, in the same order
+    marks: list[str] = field(default_factory=list)
+
+    def mark(self, spec: SheetSpec) -> str:
+        marks = list(self.marks)
+        sections = list(dict.fromkeys(_section_name(s) for s in self.subs))
+        if len(sections) > 1:
+            marks.append(merged_mark(sections, _differing(spec, self)))
+        return "；".join(marks)
+
+
+def _merge_rows(rules: Rules, current: Sequence[SubmissionLike]) -> dict[str, list[_LedgerRow]]:
+    """The ledger rows per sheet: a reused file's rows marked; a joint task's row another section
+    already reported (same key values) merged into that one, never doubled."""
+    out: dict[str, list[_LedgerRow]] = {}
+    keyed: dict[tuple[str, tuple[str, ...]], _LedgerRow] = {}
     for s in current:
-        for key, rows in (s.data or {}).items():
-            spec = _spec_of(rules, key, s.task)
+        for name, rows in (s.data or {}).items():
+            spec = _spec_of(rules, name, s.task)
             if spec is None or not isinstance(rows, (list, tuple)):
                 continue
-            out.setdefault(spec.name, []).extend((s, r) for r in rows if isinstance(r, Mapping))
+            task = rules.task(spec.task)
+            joint = bool(spec.key) and task is not None and task.joint
+            reused = getattr(s, "reused_from", None)
+            for r in rows:
+                if not isinstance(r, Mapping):
+                    continue
+                key = _row_key(spec, r) if joint and reused is None else None
+                seen = keyed.get((spec.name, key)) if key is not None else None
+                if seen is not None and all(_section_name(x) != _section_name(s) for x in seen.subs):
+                    seen.subs.append(s)
+                    seen.rows.append(r)
+                    continue
+                row = _LedgerRow(r, [s], [r], [reused_mark(reused.period, reused.receipt_no)] if reused else [])
+                if key is not None:
+                    keyed.setdefault((spec.name, key), row)
+                out.setdefault(spec.name, []).append(row)
     return out
 
 
-def _write_ledger(ws: Worksheet, spec: SheetSpec, label: str,
-                  rows: list[tuple[SubmissionLike, Mapping[str, Any]]]) -> None:
+def _norm(v: Any) -> str:
+    return " ".join(unicodedata.normalize("NFKC", "" if v is None else str(v)).split()).casefold()
+
+
+def _row_key(spec: SheetSpec, row: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The row's values in the sheet's key columns, as compared; None where one is blank."""
+    key = tuple(_norm(row.get(c)) for c in spec.key)
+    return key if all(key) else None
+
+
+def _differing(spec: SheetSpec, row: _LedgerRow) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The columns in which the sections' rows of a merged row disagree, with each section's value;
+    not the key columns (equal by definition) nor the running number (an integer first column:
+    each file counts its own rows)."""
+    running = spec.columns[0].name if spec.columns and spec.columns[0].type == "integer" else None
+    out = []
+    for col in spec.columns:
+        if col.name in spec.key or col.name == running:
+            continue
+        values = [(_section_name(s), "" if r.get(col.name) is None else str(r.get(col.name)).strip())
+                  for s, r in zip(row.subs, row.rows)]
+        if len({_norm(v) for _, v in values}) > 1:
+            out.append((col.name, values))
+    return out
+
+
+def _write_ledger(ws: Worksheet, spec: SheetSpec, label: str, rows: list[_LedgerRow]) -> None:
+    marks = [r.mark(spec) for r in rows]
     names = [SECTION_COLUMN] + [c.name for c in spec.columns] + [RECEIPT_COLUMN, RECEIVED_COLUMN]
+    if any(marks):
+        names.append(MARK_COLUMN)
     _title(ws, f"{spec.title or spec.name}({label})", len(names), row=TITLE_ROW)
     _header(ws, HEADER_ROW, names)
     ws.row_dimensions[HEADER_ROW].height = 32
-    for i, (s, values) in enumerate(rows):
+    for i, (row, mark) in enumerate(zip(rows, marks)):
         r = FIRST_DATA_ROW + i
-        _put(ws, r, 1, _section_name(s))
+        _put(ws, r, 1, "、".join(dict.fromkeys(_section_name(s) for s in row.subs)))
         for j, col in enumerate(spec.columns, start=2):
-            v = values.get(col.name)
+            v = row.values.get(col.name)
             if col.type == "date":
                 v = _as_date(v)
             cell = _put(ws, r, j, v)
             if col.type in ("text", "enum", "credit_code", "phone") and isinstance(v, str):
                 cell.number_format = "@"
         n = len(spec.columns)
-        _put(ws, r, n + 2, s.receipt_no)
-        _put(ws, r, n + 3, _beijing(s.received_at) if isinstance(s.received_at, dt.datetime) else s.received_at)
+        first = row.subs[0]
+        _put(ws, r, n + 2, "、".join(dict.fromkeys(s.receipt_no for s in row.subs)))
+        _put(ws, r, n + 3, _beijing(first.received_at) if isinstance(first.received_at, dt.datetime)
+             else first.received_at)
+        if mark:
+            cell = _put(ws, r, n + 4, mark)
+            cell.alignment = _WRAP_TOP
+            cell.fill = _STATE_FILLS["reused"] if REUSED_WORD in mark else _STATE_FILLS["not_due"]
     ws.freeze_panes = ws.cell(row=FIRST_DATA_ROW, column=2)
     ws.auto_filter.ref = f"A{HEADER_ROW}:{get_column_letter(len(names))}{HEADER_ROW + max(len(rows), 1)}"
     # a ledger has up to 18 columns: long texts wrap early so the page is not shrunk unreadably
@@ -623,7 +703,7 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
     when = f"{_beijing(generated_at):%Y-%m-%d %H:%M}(北京时间)"
 
     cols = ["科室", "任务", "任务名称", "应报次数", "按时报送", "逾期报送", "未报送", "首次报送被退回", "按时率",
-            "未到期", "年度次数要求"]
+            "未到期", "年度次数要求", REUSED_WORD]
     _title(ws, f"{year}年度信用监测材料报送考核情况(统计时间:{when})", len(cols))
     _header(ws, HEADER_ROW, cols)
     for i, r in enumerate(ordered):
@@ -641,6 +721,11 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
         yearly.border = _BORDER
         if required is not None and (count or 0) < required:
             yearly.fill = _STATE_FILLS["missing"]
+        reused = int(getattr(r, "reused", 0) or 0)
+        marked = _put(ws, row, 12, f"{reused}份" if reused else None)
+        marked.border = _BORDER
+        if reused:
+            marked.fill = _STATE_FILLS["reused"]
         if int(r.missing):
             ws.cell(row=row, column=7).fill = _STATE_FILLS["missing"]
         if int(r.late):
@@ -695,6 +780,8 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
         ("text", "未到期:报送期限未到、尚未报送的期数,不计入应报次数。"),
         ("text", "年度次数要求:实施方案规定每年至少开展若干次的任务(如理论学习每年至少1次、诚信宣传每年至少2次),"
                  "全年已报送的条数与要求。"),
+        ("text", f"{REUSED_WORD}:与以往月份已报送的材料完全相同的文件份数(实施方案“严禁弄虚作假”)。这些文件不计入"
+                 "按时报送、逾期报送和年度次数;某月只报送了这类文件的,报送期限过后计为未报送。"),
         ("text", "按时率 = 按时报送 ÷ 应报次数;报送率 = (按时报送 + 逾期报送) ÷ 应报次数;应报次数为0时记“—”。"),
         ("head", "三、说明"),
         ("text", "被退回后在期限内更正重报并受理的,计为按时报送;按时后又报送更正材料的,仍计为按时。"),
@@ -793,6 +880,10 @@ def _ratio(num: int, den: int) -> float | None:
 
 def _is_current(s: Any) -> bool:
     return s.status == "accepted" and getattr(s, "superseded_by", None) is None
+
+
+def _is_reused(s: Any) -> bool:
+    return getattr(s, "reused_from", None) is not None
 
 
 def _row_count(s: Any) -> int:

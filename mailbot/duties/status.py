@@ -15,7 +15,14 @@ A cell's state, for one (section, task, period):
                   rule not met once the month is over (信用动态 "每月不少于1篇": a ledger with no item);
 - on_time / late  the section's FIRST accepted submission for the key (a later correction
                   that supersedes it does not make an on-time answer late) received, by its
-                  Beijing date, on or before / after the due date.
+                  Beijing date, on or before / after the due date;
+- reused          the only current accepted answer is a file already accepted for another
+                  period (严禁弄虚作假, store: reused_from): it counts for nothing (重复材料不计数);
+                  the year's score counts it as missing once the due date has passed.
+
+A file already accepted for another period never counts, wherever it stands: not as the
+answer that makes a cell on time or late, not as an item toward a count rule (≥1 a month,
+≥2 a year). A cell lists such files (`Cell.reused`) so that every table marks them.
 
 The due date of a cell is the task's monthly deadline (deadlines.deadlines_for_period, plain
 calendar date unless the rules shift it); a task with no monthly rule falls back on its
@@ -40,14 +47,16 @@ from mailbot.dates.zone import bureau_date, bureau_time, iso
 from mailbot.dates.period import Period, parse_period
 from mailbot.dates.period import month_label
 from mailbot.dates.zone import zh_date
-from mailbot.writing.vocabulary import STATE_MEANINGS, STATE_WORDS
+from mailbot.writing.honesty import reused_origin
+from mailbot.writing.vocabulary import REUSED_WORD, STATE_MEANINGS, STATE_WORDS
 
-__all__ = ["STATES", "Cell", "ScoreRow", "status_matrix", "render_table", "year_score",
+__all__ = ["STATES", "Cell", "Reused", "ScoreRow", "status_matrix", "render_table", "year_score",
            "items_reported", "yearly_counts", "SYMBOLS"]
 
-STATES = ("on_time", "late", "rejected", "missing", "not_due", "not_applicable")
+STATES = ("on_time", "late", "rejected", "reused", "missing", "not_due", "not_applicable")
 SYMBOLS = STATE_WORDS                 # the terminal says what the letters and workbooks say
-_COLORS = {"on_time": "\x1b[32m", "late": "\x1b[33m", "rejected": "\x1b[35m", "missing": "\x1b[1;31m",
+_COLORS = {"on_time": "\x1b[32m", "late": "\x1b[33m", "rejected": "\x1b[35m", "reused": "\x1b[1;35m",
+           "missing": "\x1b[1;31m",
            "not_due": "\x1b[36m", "not_applicable": "\x1b[2m"}
 _RESET = "\x1b[0m"
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp")
@@ -69,6 +78,19 @@ class SubmissionLike(Protocol):
 
 
 @dataclass(frozen=True)
+class Reused:
+    """A current accepted file of a cell that was already accepted for another period."""
+    filename: str
+    receipt_no: str
+    earlier_period: str
+    earlier_receipt_no: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"filename": self.filename, "receipt_no": self.receipt_no,
+                "earlier_period": self.earlier_period, "earlier_receipt_no": self.earlier_receipt_no}
+
+
+@dataclass(frozen=True)
 class Cell:
     section: str
     task: int
@@ -79,6 +101,7 @@ class Cell:
     due: dt.date | dt.datetime | None = None
     count: int | None = None                  # per-month count rules: items reported so far
     required: int | None = None               # ... and how many the plan asks for
+    reused: tuple[Reused, ...] = ()           # current files not counted (重复材料不计数)
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"section": self.section, "task": self.task, "period": self.period,
@@ -86,6 +109,8 @@ class Cell:
                              "receipt_no": self.receipt_no, "due": iso(self.due)}
         if self.required is not None:
             d.update(count=self.count, required=self.required)
+        if self.reused:
+            d["reused"] = [r.as_dict() for r in self.reused]
         return d
 
 
@@ -95,7 +120,8 @@ class ScoreRow:
 
     due = on_time + late + missing (periods whose deadline has passed, or answered early);
     rejected_first_time: periods whose first message for the task was rejected outright;
-    count/required: a per-year count rule (诚信宣传 at least 2 a year): items reported in the year."""
+    count/required: a per-year count rule (诚信宣传 at least 2 a year): items reported in the year;
+    reused: files of the year's answers already accepted for another period, counted nowhere."""
     section: str
     task: int
     due: int
@@ -106,10 +132,11 @@ class ScoreRow:
     not_due: int = 0
     count: int | None = None
     required: int | None = None
+    reused: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {k: getattr(self, k) for k in (
-            "section", "task", "due", "on_time", "late", "missing", "rejected_first_time", "not_due")}
+            "section", "task", "due", "on_time", "late", "missing", "rejected_first_time", "not_due", "reused")}
         if self.required is not None:
             d.update(count=self.count, required=self.required)
         return d
@@ -137,6 +164,23 @@ def _current(accepted: Sequence[SubmissionLike]) -> list[SubmissionLike]:
     return [s for s in accepted if s.superseded_by is None or s.superseded_by not in ids]
 
 
+def _is_reused(s: SubmissionLike) -> bool:
+    return getattr(s, "reused_from", None) is not None
+
+
+def _counted(subs: Sequence[SubmissionLike]) -> tuple[list[SubmissionLike], list[SubmissionLike]]:
+    """A key's accepted submissions that count (first one first) and its current ones that count:
+    a file already accepted for another period is in neither."""
+    accepted = [s for s in subs if s.status == "accepted"]
+    return [s for s in accepted if not _is_reused(s)], [s for s in _current(accepted) if not _is_reused(s)]
+
+
+def _reused(subs: Sequence[SubmissionLike]) -> tuple[Reused, ...]:
+    current = _current([s for s in subs if s.status == "accepted"])
+    return tuple(Reused(s.filename, s.receipt_no, s.reused_from.period, s.reused_from.receipt_no)
+                 for s in current if _is_reused(s))
+
+
 def _group(submissions: Iterable[SubmissionLike], period: str) -> dict[tuple[str, int], list[SubmissionLike]]:
     by: dict[tuple[str, int], list[SubmissionLike]] = {}
     for s in submissions:
@@ -152,11 +196,13 @@ def _cell(section: str, task: int, period: str, dues: Sequence[Due], subs: Seque
     monthly = next((d for d in dues if d.kind == "monthly"), None)
     count_rule = next((d for d in dues if d.kind == "count" and d.per == "month"), None)
     due = monthly.due if monthly else (count_rule.due if count_rule else None)
-    accepted = [s for s in subs if s.status == "accepted"]
-    current = _current(accepted)
+    accepted, current = _counted(subs)
+    reused = _reused(subs)
     count = items_reported(current) if count_rule else None
     required = count_rule.at_least if count_rule else None
     if not current:
+        if reused:
+            return Cell(section, task, period, "reused", None, reused[-1].receipt_no, due, count, required, reused)
         if any(s.status == "rejected" for s in subs):
             return Cell(section, task, period, "rejected", None, subs[-1].receipt_no, due, count, required)
         state = "missing" if due is not None and is_past(due, today) else "not_due"
@@ -165,7 +211,8 @@ def _cell(section: str, task: int, period: str, dues: Sequence[Due], subs: Seque
     state = "on_time" if due is None or is_on_time(due, first.received_at) else "late"
     if count_rule and count < (count_rule.at_least or 0) and is_past(count_rule.due, today):
         state = "missing"
-    return Cell(section, task, period, state, bureau_time(first.received_at), first.receipt_no, due, count, required)
+    return Cell(section, task, period, state, bureau_time(first.received_at), first.receipt_no, due, count, required,
+                reused)
 
 
 def status_matrix(rules: Rules, period: str, submissions: Iterable[SubmissionLike],
@@ -253,6 +300,10 @@ def _one_table(cells: list[Cell], period: str, color: bool, today: dt.date | Non
     lines.append("-" * (name_w + col_w * len(tasks)))
     lines.append("合计：" + "　".join(paint(st, f"{SYMBOLS[st]} {n}") for st, n in totals.items()))
     lines.append("说明：" + "；".join(f"{SYMBOLS[st]}：{STATE_MEANINGS[st]}" for st in STATES))
+    for c in cells:
+        for r in c.reused:
+            lines.append(f"{REUSED_WORD}：{c.section} 任务{c.task}《{r.filename}》（回执编号{r.receipt_no}），"
+                         + reused_origin(r.earlier_period, r.earlier_receipt_no))
     return "\n".join(lines) + "\n"
 
 
@@ -275,8 +326,7 @@ def yearly_counts(rules: Rules, year: int,
         period = f"{year:04d}-{month:02d}"
         for (section, task), subs in _group(submissions_by_period.get(period, ()), period).items():
             if task in counted:
-                current = _current([s for s in subs if s.status == "accepted"])
-                out[(section, task)] = out.get((section, task), 0) + items_reported(current)
+                out[(section, task)] = out.get((section, task), 0) + items_reported(_counted(subs)[1])
     return out
 
 
@@ -300,9 +350,10 @@ def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iter
                 continue
             t = tally.setdefault((c.section, c.task), dict.fromkeys(STATES, 0) | {"rejected_first_time": 0})
             state = c.state
-            if state == "rejected":      # for the assessment a rejected-only answer is no answer yet
+            if state in ("rejected", "reused"):   # for the assessment neither is an answer yet
                 state = "missing" if c.due is not None and is_past(c.due, today) else "not_due"
             t[state] += 1
+            t["reused"] += len(c.reused)
             if _rejected_first(grouped.get((c.section, c.task), ())):
                 t["rejected_first_time"] += 1
     counts = yearly_counts(rules, year, subs_by)
@@ -317,5 +368,5 @@ def year_score(rules: Rules, year: int, submissions_by_period: Mapping[str, Iter
                 section.id, task.number, t["on_time"] + t["late"] + t["missing"], t["on_time"], t["late"],
                 t["missing"], t["rejected_first_time"], t["not_due"],
                 counts.get((section.id, task.number), 0) if year_rule else None,
-                year_rule.at_least if year_rule else None))
+                year_rule.at_least if year_rule else None, t["reused"]))
     return rows

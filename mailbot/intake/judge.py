@@ -9,10 +9,11 @@ from typing import Any
 from mailbot.dates import deadlines
 from mailbot.dates.period import period_label
 from mailbot.intake import classify, filetype
-from mailbot.model import Attachment, FileKind, ItemResult, Outcome, Problem, Rules, Severity, Verdict
+from mailbot.model import Attachment, FileKind, ItemResult, Outcome, Problem, Rules, Verdict
+from mailbot.writing import honesty
 
 __all__ = ["ignore", "no_attachment", "without_files", "missing_sheet", "kind_problem", "file_refusal", "not_assigned",
-           "same_file_other_period", "item_status", "deadline", "skipped", "outcome", "message_problems",
+           "earlier_submission", "same_file_other_period", "item_status", "deadline", "skipped", "outcome", "message_problems",
            "attach_template", "TEMPLATE_HELPS"]
 
 # Problems after which the blank template is the most useful thing to send back.
@@ -96,15 +97,23 @@ def not_assigned(task_no: int, section: str | None, rules: Rules) -> Problem | N
                    hint="请确认所报任务；如确需代报，请在邮件正文中说明并由信用监管科确认。")
 
 
-def same_file_other_period(filename: str, prev: Any, period: str | None) -> Problem | None:
-    """The plan's 严禁弄虚作假: the very same file sent earlier for another month is flagged, not refused —
-    the credit section decides. `prev` is the earlier submission (store.PriorSubmission) or None."""
+def earlier_submission(priors: Sequence[Any], period: str | None) -> Any:
+    """The submission a file was already accepted in for another period, or None: the oldest (the
+    month it first counted for), as the store's duplicate_of points to it. `priors`: the earlier
+    submissions of the same file (store.PriorSubmission), oldest first."""
+    if not period:
+        return None
+    return next((p for p in priors or () if p.period != period
+                 and getattr(p, "status", "accepted") == "accepted"), None)
+
+
+def same_file_other_period(filename: str, prev: Any, period: str | None, policy: str = "warn") -> Problem | None:
+    """The plan's 严禁弄虚作假: the very same file already accepted for another month never counts
+    again. The task's `reused_file` says whether it is still accepted (warn: told, not counted) or
+    refused (reject). `prev` is the earlier submission (earlier_submission()) or None."""
     if prev is None or not period or prev.period == period:
         return None
-    return Problem("same-file-other-period",
-                   f"文件'{filename}'与{period_label(prev.period)}已报送的材料（回执编号{prev.receipt_no}）完全相同",
-                   Severity.WARNING,
-                   hint="请核实是否误发了往月材料；各科室对所报数据、材料的真实性负责，严禁弄虚作假。")
+    return honesty.reused_file_problem(filename, prev.period, prev.receipt_no, period, reject=policy == "reject")
 
 
 def item_status(problems: Sequence[Problem], task: int | None) -> str:

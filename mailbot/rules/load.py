@@ -19,7 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailbot.model import (
-    Column, CoverSpec, Deadline, FileKind, RowCheck, Rules, Section, Severity, SheetSpec, Task,
+    REUSED_FILE_POLICIES, Column, CoverSpec, Deadline, FileKind, RowCheck, Rules, Section, Severity, SheetSpec, Task,
 )
 
 __all__ = [
@@ -301,6 +301,7 @@ class _TaskDraft:
     sheets: list[tuple[str, Node]]
     file_kinds: tuple[str, ...]
     keywords: list[tuple[str, Node]]
+    reused_file: str = REUSED_FILE_POLICIES[0]
 
 
 @dataclass
@@ -311,6 +312,7 @@ class _SheetDraft:
     name_node: Node
     alias_nodes: list[tuple[str, Node]]
     task_node: Node | None
+    key_node: Node | None = None
 
 
 # ---------------------------------------------------------------- the reader
@@ -393,6 +395,7 @@ def _read_sections(doc: _Doc) -> tuple[list[Section], bool]:
 
 _TASK_KEYS = ("number", "title", "group", "text", "responsibility", "sections", "deadlines",
               "sheets", "file_kinds", "keywords")
+_TASK_OPTIONAL = ("reused_file",)         # default warn
 
 
 def _read_tasks(doc: _Doc) -> tuple[list[_TaskDraft], int | None]:
@@ -457,7 +460,7 @@ def _read_task(doc: _Doc, node: Node, groups: dict[str, str],
     # name the task in every message, even those about its keys
     peek = next((v.value for k, v in getattr(node, "value", ())
                  if isinstance(k, ScalarNode) and k.value == "number" and isinstance(v, ScalarNode)), "?")
-    m = doc.mapping(node, f"task {peek}", _TASK_KEYS, required=_TASK_KEYS)
+    m = doc.mapping(node, f"task {peek}", _TASK_KEYS + _TASK_OPTIONAL, required=_TASK_KEYS)
     if m is None:
         return None
     number = doc.integer(m.get("number"), "task number", 1, TASK_COUNT) if m.get("number") else None
@@ -504,12 +507,16 @@ def _read_task(doc: _Doc, node: Node, groups: dict[str, str],
             doc.add(knode, f"{what}: keyword '{word}' is listed twice")
         seen.setdefault(word, _line(knode))
 
+    reused = (doc.choice(m.get("reused_file"), f"{what}: reused_file", REUSED_FILE_POLICIES)
+              if m.get("reused_file") else None)
+
     return _TaskDraft(
         doc=doc, line=_line(node), number=number, title=txt("title"), text=txt("text"),
         group=groups.get(group, group), responsibility=txt("responsibility"),
         sections=doc.texts(m.get("sections"), f"{what}: sections"),
         deadlines=deadlines, sheets=doc.texts(m.get("sheets"), f"{what}: sheets"),
         file_kinds=tuple(dict.fromkeys(kinds)), keywords=keywords,
+        reused_file=reused or REUSED_FILE_POLICIES[0],
     )
 
 
@@ -574,7 +581,7 @@ def _read_deadline(doc: _Doc, node: Node, task: str) -> Deadline | None:
 
 # ---- templates/*.yaml
 
-_SHEET_KEYS = ("task", "name", "aliases", "title", "help", "allow_empty", "columns", "row_checks")
+_SHEET_KEYS = ("task", "name", "aliases", "title", "help", "allow_empty", "key", "columns", "row_checks")
 _COLUMN_KEYS = ("name", "type", "required", "required_if", "choices", "minimum", "maximum",
                 "aliases", "synonyms", "width", "help")
 _CHECK_KEYS = ("kind", "earlier", "later", "limit", "code", "severity", "counts_against", "message")
@@ -675,11 +682,23 @@ def _read_sheet(doc: _Doc, node: Node) -> _SheetDraft | None:
         rc = _read_row_check(doc, cnode, what, by_name)
         if rc is not None:
             checks.append(rc)
+    key: list[str] = []
+    for col, knode in doc.texts(m.get("key"), f"{what}: key"):
+        if col in key:
+            doc.add(knode, f"{what}: key names column '{col}' twice")
+        elif col not in by_name:
+            near = difflib.get_close_matches(col, list(by_name), n=1, cutoff=0.5)
+            doc.add(knode, f"{what}: key names column '{col}', which this sheet does not have"
+                           + (f" (did you mean '{near[0]}'?)" if near else ""))
+        else:
+            key.append(col)
+    if m.get("key") is not None and not key and isinstance(m.get("key"), SequenceNode):
+        doc.add(m.get("key"), f"{what}: key lists no column")
     spec = SheetSpec(task=task or 0, name=name, aliases=tuple(a for a, _ in aliases),
                      columns=tuple(columns), row_checks=tuple(checks), allow_empty=allow_empty,
-                     title=title, help=help_)
+                     title=title, help=help_, key=tuple(key))
     return _SheetDraft(doc=doc, line=_line(node), spec=spec, name_node=m.get("name"),
-                       alias_nodes=aliases, task_node=m.get("task"))
+                       alias_nodes=aliases, task_node=m.get("task"), key_node=m.get("key"))
 
 
 def _read_columns(doc: _Doc, node: Node, owner: str) -> tuple[list[Column], dict[str, Node]]:
@@ -1021,6 +1040,11 @@ def _cross_check(doc: _Doc, anchor: int | None, drafts: list[_TaskDraft], sectio
                 doc.add(node, f"{what}: sheet '{name}' belongs to task {s.spec.task} "
                               f"({s.doc.rel}, line {s.line})")
             task_sheets.append(s.spec)
+            joint = list(dict.fromkeys(ids))
+            if len(joint) > 1 and not s.spec.key and s.key_node is None:
+                s.doc.add(s.line, f"sheet '{name}': task {d.number} is reported by several sections "
+                                  f"({', '.join(joint)}); declare its key columns (key: [...], the columns "
+                                  "naming one item) so that the package merges a row two sections both report")
 
         for dl, line in d.deadlines:
             # with templates/ unreadable, a missing column proves nothing
@@ -1032,6 +1056,7 @@ def _cross_check(doc: _Doc, anchor: int | None, drafts: list[_TaskDraft], sectio
             sections=tuple(dict.fromkeys(ids)), deadlines=tuple(dl for dl, _ in d.deadlines),
             sheets=tuple(n for n, _ in d.sheets), file_kinds=d.file_kinds,
             keywords=tuple(k for k, _ in d.keywords), responsibility=d.responsibility,
+            reused_file=d.reused_file,
         ))
 
     # every sheet's task exists and lists it

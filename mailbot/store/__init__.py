@@ -18,7 +18,7 @@ from mailbot.store.outbox import Outbox
 from mailbot.store.positions import Positions
 from mailbot.store.records import (
     MailboxPosition, MessageDetail, OutboxMail, OutboxStats, PriorSubmission, Queued, RecordResult,
-    StoredAttachment, StoredFailure, StoredMessage, StoredSubmission,
+    ReusedFrom, StoredAttachment, StoredFailure, StoredMessage, StoredSubmission,
 )
 from mailbot.store.schema import (
     MESSAGE_OUTCOMES, OUTBOX_STATUSES, SUBMISSION_STATUSES, AttachmentRow, Base, FailureRow,
@@ -28,7 +28,7 @@ from mailbot.store.shunt import Shunt
 
 __all__ = [
     "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
-    "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission",
+    "StoredMessage", "StoredAttachment", "StoredSubmission", "ReusedFrom", "PriorSubmission",
     "RecordResult", "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail",
     "Store", "MIGRATIONS_DIR", "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES",
     "receipt_number", "MailboxStateRow", "MailboxKeyRow", "MailboxPosition", "AuditEntry", "LoadedCalendar",

@@ -17,7 +17,7 @@ from mailbot.store.blobs import Blobs, _check_sha
 from mailbot.store.database import _advisory_key
 from mailbot.store.outbox import Outbox
 from mailbot.store.records import (
-    MessageDetail, PriorSubmission, RecordResult, StoredMessage, StoredSubmission,
+    MessageDetail, PriorSubmission, RecordResult, ReusedFrom, StoredMessage, StoredSubmission,
     _outbox_mail, _stored_attachment, _stored_message, _stored_submission,
 )
 from mailbot.store.schema import (
@@ -164,10 +164,15 @@ class Messages(Outbox, Blobs):
             s.add(sub)
             new_subs.append(sub)
         s.flush()
+        return [x.id for x in new_subs], self._settle(s, msg, new_subs)
 
-        replaced = self._supersede(s, msg, [x for x in new_subs if x.status == "accepted"])
-        self._mark_duplicates(s, msg, new_subs)
-        return [x.id for x in new_subs], replaced
+    def _settle(self, s: Session, msg: MessageRow, subs: list[SubmissionRow]) -> tuple[Replaced, ...]:
+        """A message's new submissions take their place: each file already sent for another month
+        is marked (duplicate_of); the accepted ones replace what their key had, except a file
+        already accepted for another month, which counts for nothing and so replaces nothing."""
+        self._mark_duplicates(s, msg, subs)
+        reused = _originals(s, subs)
+        return self._supersede(s, msg, [x for x in subs if x.status == "accepted" and x.duplicate_of not in reused])
 
     def _supersede(self, s: Session, msg: MessageRow, accepted: list[SubmissionRow]) -> tuple[Replaced, ...]:
         # Files of one message for the same (section, task, period) complete each other (a
@@ -248,8 +253,7 @@ class Messages(Outbox, Blobs):
                 s.add(sub)
                 subs.append(sub)
             s.flush()
-            replaced = self._supersede(s, msg, [x for x in subs if x.status == "accepted"])
-            self._mark_duplicates(s, msg, subs)
+            replaced = self._settle(s, msg, subs)
             queued = [self._queue_one(s, m, msg.id, now) for m in outbox(msg.receipt_no, replaced)]
             return RecordResult(_stored_message(msg), True, tuple(x.id for x in subs), tuple(q.id for q in queued))
 
@@ -283,7 +287,10 @@ class Messages(Outbox, Blobs):
         if current_only:
             q = q.where(SubmissionRow.status == "accepted", SubmissionRow.superseded_by.is_(None))
         with self._tx() as s:
-            return [_stored_submission(r, receipt, filename) for r, receipt, filename in s.execute(q)]
+            rows = s.execute(q).all()
+            reused = _originals(s, [r for r, _, _ in rows])
+            return [_stored_submission(r, receipt, filename, reused.get(r.duplicate_of))
+                    for r, receipt, filename in rows]
 
     def message_detail(self, ref: int | str) -> MessageDetail | None:
         """A message with its files, submissions and mails, by row id or receipt number."""
@@ -298,11 +305,12 @@ class Messages(Outbox, Blobs):
                              .order_by(SubmissionRow.id)).all()
             outs = s.scalars(sa.select(OutboxRow).where(OutboxRow.message_ref == row.id)
                              .order_by(OutboxRow.id)).all()
+            reused = _originals(s, subs)
             return MessageDetail(
                 message=_stored_message(row),
                 attachments=tuple(_stored_attachment(a) for a in atts),
-                submissions=tuple(_stored_submission(x, row.receipt_no, names.get(x.attachment_ref, ""))
-                                  for x in subs),
+                submissions=tuple(_stored_submission(x, row.receipt_no, names.get(x.attachment_ref, ""),
+                                                     reused.get(x.duplicate_of)) for x in subs),
                 outbox=tuple(_outbox_mail(o) for o in outs),
             )
 
@@ -320,6 +328,20 @@ def _submission_row(msg: MessageRow, att: AttachmentRow, item: Any, verdict: Ver
         sheets=list(item.sheets), data=dict(item.data), received_at=msg.received_at,
         due=item.due, on_time=item.on_time,
     )
+
+
+def _originals(s: Session, subs: Iterable[SubmissionRow]) -> dict[int, ReusedFrom]:
+    """duplicate_of -> the original, for those originals that were accepted: a file already counted
+    for another period (one it was only rejected for never counted, so sending it again is no reuse)."""
+    ids = sorted({x.duplicate_of for x in subs if x.duplicate_of is not None})
+    out: dict[int, ReusedFrom] = {}
+    for i in range(0, len(ids), 500):
+        for sid, period, receipt, received in s.execute(
+                sa.select(SubmissionRow.id, SubmissionRow.period, MessageRow.receipt_no, MessageRow.received_at)
+                .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
+                .where(SubmissionRow.id.in_(ids[i:i + 500]), SubmissionRow.status == "accepted")):
+            out[sid] = ReusedFrom(period, receipt or "", received)
+    return out
 
 
 def _value(v: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from mailbot.store.schema import AttachmentRow, FailureRow, MessageRow, OutboxRow, SubmissionRow
 
 __all__ = [
-    "StoredMessage", "StoredAttachment", "StoredSubmission", "PriorSubmission", "RecordResult",
+    "StoredMessage", "StoredAttachment", "StoredSubmission", "ReusedFrom", "PriorSubmission", "RecordResult",
     "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail", "MailboxPosition",
 ]
 
@@ -48,6 +48,14 @@ class StoredAttachment:
 
 
 @dataclass(frozen=True)
+class ReusedFrom:
+    """The accepted submission of another period a file was already sent in (duplicate_of)."""
+    period: str
+    receipt_no: str
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class StoredSubmission:
     id: int
     message_ref: int
@@ -70,10 +78,17 @@ class StoredSubmission:
     on_time: bool | None
     superseded_by: int | None
     duplicate_of: int | None
+    # duplicate_of read: the file was already accepted for another period (严禁弄虚作假), so
+    # this submission counts toward nothing; None when duplicate_of is None or was never accepted
+    reused_from: ReusedFrom | None = None
 
     @property
     def current(self) -> bool:
         return self.status == "accepted" and self.superseded_by is None
+
+    @property
+    def reused(self) -> bool:
+        return self.reused_from is not None
 
 
 @dataclass(frozen=True)
@@ -184,7 +199,8 @@ def _stored_attachment(r: AttachmentRow) -> StoredAttachment:
     )
 
 
-def _stored_submission(r: SubmissionRow, receipt_no: str | None, filename: str) -> StoredSubmission:
+def _stored_submission(r: SubmissionRow, receipt_no: str | None, filename: str,
+                       reused_from: ReusedFrom | None = None) -> StoredSubmission:
     return StoredSubmission(
         id=r.id, message_ref=r.message_ref, attachment_ref=r.attachment_ref,
         receipt_no=receipt_no or "", filename=filename, sha256=r.sha256, section=r.section,
@@ -192,6 +208,7 @@ def _stored_submission(r: SubmissionRow, receipt_no: str | None, filename: str) 
         warnings=tuple(r.warnings), evidence=tuple(r.evidence), rows=r.rows,
         sheets=tuple(r.sheets), data=r.data, received_at=r.received_at, due=r.due,
         on_time=r.on_time, superseded_by=r.superseded_by, duplicate_of=r.duplicate_of,
+        reused_from=reused_from,
     )
 
 

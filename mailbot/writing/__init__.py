@@ -2,5 +2,5 @@
 
 receipt.py: receipts, rejections, quarantine notices; template_letter.py: the blank template on request;
 reminder.py: reminders and overdue notices; digest.py: the digest, "all in" notice and package mail;
-notices.py: the missing-holiday-schedule warning.
+notices.py: the missing-holiday-schedule warning; honesty.py: a file reused from another month, a joint row merged.
 """

@@ -13,6 +13,7 @@ from mailbot.dates.period import period_label
 from mailbot.dates.zone import bureau_date, bureau_time, zh_date, zh_month_day
 from mailbot.model import Rules
 from mailbot.writing.common import closing, greeting, task_label
+from mailbot.writing.vocabulary import REUSED_WORD
 
 if TYPE_CHECKING:   # types only: the store needs SQLAlchemy, and the office imports this module
     from mailbot.duties.office import PlannedLetter
@@ -22,7 +23,7 @@ if TYPE_CHECKING:   # types only: the store needs SQLAlchemy, and the office imp
 __all__ = ["digest_text", "completion_text", "package_text"]
 
 _DONE = ("on_time", "late")
-_OWED = ("rejected", "missing", "not_due")
+_OWED = ("rejected", "reused", "missing", "not_due")     # reused: a file of another month, counted nowhere
 
 
 def _tasks(numbers: Iterable[int]) -> str:
@@ -40,6 +41,12 @@ def _due_words(cells: Sequence[Cell]) -> str:
         when = "无固定期限" if due is None else f"{zh_month_day(bureau_date(due))}截止"
         parts.append(f"{_tasks(by_due[due])}（{when}）")
     return "；".join(parts)
+
+
+def _reused_words(cells: Sequence[Cell]) -> str:
+    """'；重复材料不计数：任务7': the owed cells whose only answer is a file of another month."""
+    reused = [c.task for c in cells if c.state == "reused"]
+    return f"；{REUSED_WORD}：{_tasks(reused)}" if reused else ""
 
 
 def _rejected_not_resent(rules: Rules, subs: Sequence[StoredSubmission]) -> list[StoredSubmission]:
@@ -86,6 +93,7 @@ def digest_text(rules: Rules, parts: Sequence[tuple[str, Sequence[Cell], Sequenc
             text = f"  {section}：{_due_words(mine)}"
             if overdue:
                 text += f"；已逾期：{_tasks(c.task for c in overdue)}"
+            text += _reused_words(mine)
             lines.append(text)
         rejected = _rejected_not_resent(rules, subs)
         lines += ["", f"二、被退回、尚未重新报送（{len(rejected)}项）"]
@@ -183,6 +191,13 @@ def package_text(rules: Rules, period: str, cells: Sequence[Cell], rates: Any, n
             missing.setdefault(c.section, []).append(c.task)
     if missing:
         lines.append("    未报送：" + "；".join(f"{s} {_tasks(t)}" for s, t in missing.items()) + "。")
+    by_reused: dict[str, list[Cell]] = {}
+    for c in cells:
+        if c.reused:
+            by_reused.setdefault(c.section, []).append(c)
+    if by_reused:
+        lines.append(f"    {REUSED_WORD}（与以往月份已报送的材料完全相同，不计入报送情况和报送次数）："
+                     + "；".join(f"{s} {_tasks(c.task for c in cs)}" for s, cs in by_reused.items()) + "。")
     lines.append(f"    “双公示”：上报率{_rate(rates.report_rate, len(rates.reported_sections), len(rates.responsible_sections))}，"
                  f"合规率{_rate(rates.compliance_rate, rates.rows_compliant, rates.rows_submitted)}，"
                  f"及时率{_rate(rates.timeliness_rate, rates.rows_timely, rates.rows_accepted)}。")

@@ -15,7 +15,9 @@ from mailbot.dates.zone import bureau_date, bureau_time, zh_date, zh_time
 from mailbot.model import Incoming, ItemResult, Outcome, Problem, Replaced, Rules, Verdict
 from mailbot.writing.common import (XLSX_MIME, Letter, closing, greeting, mail_domain, make_message, safe_header,
                                     task_label)
+from mailbot.writing.honesty import reused_summary
 from mailbot.writing.template_letter import template_letter
+from mailbot.writing.vocabulary import REUSED_WORD
 
 __all__ = ["draft_reply"]
 
@@ -55,13 +57,15 @@ def _item_heading(rules: Rules, item: ItemResult) -> str:
         parts.append(f"报送月份{period_label(item.period)}")
     if item.status == "accepted" and item.rows:
         parts.append(f"数据{item.rows}行")
+    if item.status == "accepted" and item.reused:
+        parts.append(REUSED_WORD)
     return "，".join(parts)
 
 
 def _timing(item: ItemResult, received_at: dt.datetime) -> str | None:
     """On time or late, said plainly for an accepted item with a deadline: the 定期通报 counts it so."""
-    if item.status != "accepted" or item.due is None or item.on_time is None:
-        return None
+    if item.status != "accepted" or item.due is None or item.on_time is None or item.reused:
+        return None             # a reused file is neither on time nor late: it counts for nothing
     due = item.due.date() if isinstance(item.due, dt.datetime) else item.due
     if item.on_time:
         return f"报送时限：{zh_date(item.due, weekday=False)}前，本次按时报送。"
@@ -82,6 +86,8 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
            "",
            f"回执编号：{receipt_no}",
            f"受理结果：{_RESULT_ZH[verdict.outcome]}"]
+    if reused := sum(i.status == "accepted" and i.reused for i in verdict.items):
+        out.append(reused_summary(reused))
     evidence = [e.detail for e in verdict.section_evidence]
     if evidence:
         out.append("科室识别：" + "；".join(evidence))
@@ -104,7 +110,7 @@ def _plain_body(verdict: Verdict, incoming: Incoming, receipt_no: str, rules: Ru
             if (timing := _timing(item, received_at)) is not None:
                 out.append(f"     {timing}")
             for r in replaced:
-                if item.status == "accepted" and r.task == item.task and r.period == item.period:
+                if item.status == "accepted" and not item.reused and r.task == item.task and r.period == item.period:
                     by = "" if r.from_addr.lower() == (incoming.from_addr or "").lower() else f"（由{r.from_addr}发送）"
                     out.append(f"     本次材料替代{zh_time(r.received_at)}报送的材料{by}，原回执编号{r.receipt_no}。")
             if item.errors:

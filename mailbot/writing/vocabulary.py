@@ -5,12 +5,18 @@ the terminal, the letters, the package for 区发改局 and the year's score.
 """
 from __future__ import annotations
 
-__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word", "provisional_words"]
+__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word", "REUSED_WORD", "MERGED_WORD", "provisional_words"]
+
+# the plan's 严禁弄虚作假: a file already submitted for another month never counts again; a joint
+# task's row two sections both report is shown once
+REUSED_WORD = "重复材料不计数"
+MERGED_WORD = "多科室报送已合并"
 
 STATE_WORDS = {
     "on_time": "按时报送",
     "late": "逾期报送",
     "rejected": "已退回待重报",
+    "reused": REUSED_WORD,
     "missing": "未报送",
     "not_due": "未到期",
     "not_applicable": "不适用",
@@ -19,6 +25,7 @@ STATE_MEANINGS = {
     "on_time": "第一次通过校验的材料在报送期限前（含当日）收到",
     "late": "第一次通过校验的材料在报送期限之后才收到",
     "rejected": "已报送但未通过校验被退回，尚未重新报送通过",
+    "reused": "所报材料与以往月份已报送的材料完全相同，不计入报送情况和报送次数（报送期限过后计为未报送）",
     "missing": "报送期限已过，仍未收到任何材料（或每月条数未达要求）",
     "not_due": "报送期限未到，尚未报送",
     "not_applicable": "实施方案未将该任务分配给该科室，或在系统启用之前",
