@@ -391,6 +391,17 @@ class Outcome(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Command:
+    """A desk command read from a mail (desk/commands.py): the action's English id, the word as
+    written, its arguments, and — for one that could not be read — why, in Chinese."""
+    name: str                     # help, query, package, remind, bulletin, confirm, reject, ignore, reclassify, holidays, close
+    word: str                     # 帮助, 查询, ...
+    line: str                     # the line it was read from
+    args: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None      # malformed: the reason (the answer adds the help text)
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What the pipeline decided about one message; apply() stores it and drafts the reply."""
     outcome: Outcome
@@ -404,6 +415,8 @@ class Verdict:
     template_period: str | None = None   # set when the message only asks for the blank template
     recipients: tuple[str, ...] = ()      # where the reply goes (decided by pipeline.decide; else From)
     copy_to: tuple[str, ...] = ()         # Cc: a section whose address a suspicious message claimed
+    command: Command | None = None        # outcome COMMAND: what to do (process() runs it at the desk)
+    thread: str | None = None             # outcome FORWARDED: the Message-ID of our letter it answers
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.period import period_of
 from mailbot.dates.zone import bureau_time
 from mailbot.failpoints import failpoint
+from mailbot.desk import commands
 from mailbot.intake import classify, judge, parse, screen, trust
 from mailbot.intake.examine import Examined, cover_value, examine, looks_like_submission, validate_task
 from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, OutgoingMail, Replaced, Rules, Verdict
 from mailbot.writing.receipt import draft_reply, resent_letter
 
-__all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "Processed"]
+__all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "refile_item", "Processed"]
 
 log = logging.getLogger("mailbot.pipeline")
 
@@ -41,6 +42,7 @@ class Intake:
     mailbox_name: str = "信用监管科"
     replies_per_sender_per_hour: int | None = 10
     authentication: Authentication | None = None   # which Authentication-Results to believe, if any
+    credit_section: str | None = None         # the section whose registered addresses may give commands
 
     def section_of(self, address: str) -> str | None:
         return self.address_sections.get(address.strip().lower())
@@ -68,6 +70,7 @@ class IntakeStore(Protocol):
     def queue(self, mails: Iterable[Any], *, now: dt.datetime | None = None, message_ref: int | None = None) -> Any: ...
     def confirm_quarantined(self, ref: int | str, *, verdict: Verdict, outbox: Callable[..., list[Any]],
                             now: dt.datetime) -> Any: ...
+    def letter(self, mail_message_id: str) -> Any: ...
 
 
 # ---------------------------------------------------------------- the pure part
@@ -80,9 +83,54 @@ def decide(incoming: Incoming, intake: Intake, received_at: dt.datetime,
     严禁弄虚作假: a file already accepted for another month is told and never counted, or refused
     where its task's `reused_file` says reject.
     """
-    if screened := screen.screen(incoming, intake.own_addresses):
+    screened = screen.screen(incoming, intake.own_addresses)
+    if screened and screened.code != screen.PERSON_REPLY:
         return _unread(judge.ignore(f"{screened.code}: {screened.reason}"), incoming)
+    if section_override is None and (command := _command(incoming, intake, received_at)) is not None:
+        return command
+    if screened:
+        return _unread(_person_reply(incoming, intake, screened), incoming)
     return _unread(_decide(incoming, intake, received_at, prior, section_override), incoming)
+
+
+def _trusted_section(incoming: Incoming, intake: Intake) -> str | None:
+    """The sender's section where the sender can be believed: a registered address, a clean From,
+    and (where configured) the bureau's own server vouching for it."""
+    section = intake.section_of(incoming.from_addr)
+    if section is None or incoming.sender_problems:
+        return None
+    if intake.authentication and trust.authentication_problem(incoming, intake.authentication):
+        return None
+    return section
+
+
+def _command(incoming: Incoming, intake: Intake, received_at: dt.datetime) -> Verdict | None:
+    """A desk command (desk/commands.py) from someone who may give it: any from the credit
+    section's addresses, 查询 from a section's. Anything else is ordinary mail."""
+    command = commands.read_command(incoming, intake.rules, received_at.date())
+    if command is None:
+        return None
+    section = _trusted_section(incoming, intake)
+    if section is None or (section != intake.credit_section and command.name != "query"):
+        return None
+    if command.error and any(not a.inline for a in incoming.attachments) and command.name != "holidays":
+        return None     # a subject that merely starts like a command, on a mail with files: a submission
+    return Verdict(Outcome.COMMAND, f"command {command.name}" + (" (not readable)" if command.error else ""),
+                   section, recipients=(incoming.from_addr,), command=command)
+
+
+def _person_reply(incoming: Incoming, intake: Intake, screened: Any) -> Verdict:
+    """A reply to one of our letters, with no file, that no machine wrote: a person's words, for a
+    person of the credit section. The credit section's own remarks, and a sender that cannot be
+    believed, are only recorded."""
+    section = intake.section_of(incoming.from_addr)
+    if incoming.sender_problems or not incoming.from_addr or (section and section == intake.credit_section):
+        return judge.ignore(f"{screened.code}: {screened.reason}")
+    if intake.authentication and section and trust.authentication_problem(incoming, intake.authentication):
+        return judge.ignore(f"{screened.code}: {screened.reason}; and the sender's domain did not vouch for it")
+    thread = screen.our_letter(incoming, intake.own_addresses)
+    return Verdict(Outcome.FORWARDED, f"a person's reply ({screened.reason}): passed to the credit section",
+                   section, recipients=(incoming.from_addr,), thread=thread)
 
 
 def _unread(verdict: Verdict, incoming: Incoming) -> Verdict:
@@ -222,11 +270,16 @@ class Processed:
     reply: dict[str, Any] | None
     duplicate: bool = False
     crashed_at: str | None = None     # the stage that raised: shunted for a person, not decided
+    command: str | None = None        # outcome "command": the action's id, and whether it was done
+    ok: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"message_id": self.message_id, "outcome": self.outcome, "section": self.section,
-                "reason": self.reason, "receipt_no": self.receipt_no, "items": list(self.items),
-                "reply": self.reply, "duplicate": self.duplicate}
+        d = {"message_id": self.message_id, "outcome": self.outcome, "section": self.section,
+             "reason": self.reason, "receipt_no": self.receipt_no, "items": list(self.items),
+             "reply": self.reply, "duplicate": self.duplicate}
+        if self.command is not None:
+            d.update(command=self.command, ok=self.ok)
+        return d
 
 
 def _reply_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, received_at: dt.datetime,
@@ -327,11 +380,12 @@ def _period_for_template(verdict: Verdict, subject: str, received: dt.date) -> s
 
 
 def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, received_at: dt.datetime,
-            now: dt.datetime, template_for: TemplateFor | None = None) -> Processed:
+            now: dt.datetime, template_for: TemplateFor | None = None, desk: Any = None) -> Processed:
     """Archive, decide, record and draft the reply for one raw message; never raises for bad mail.
 
     template_for(section, period) -> (filename, bytes) supplies the blank template attached to
-    rejections where it helps.
+    rejections where it helps. `desk` (mailbot.desk.Desk) runs the credit section's commands;
+    without one a command is recorded, not done.
     """
     sha = store.archive_raw(raw)                     # nothing happens before the bytes are safe
     failpoint("after-archive")
@@ -349,10 +403,18 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
         prior = store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
         stage = "decide"
         verdict = decide(incoming, intake, received_at, prior)
-        verdict = _apply_reply_cap(verdict, incoming, intake, store, now)
-        stage = "reply"
         drafted: dict[str, Any] = {}
-        outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
+        ran = None
+        if verdict.outcome is Outcome.COMMAND:
+            stage = "command"           # done before it is recorded: every action is safe to repeat
+            verdict, ran, outbox = _run_command(verdict, incoming, intake, desk, sha, now, drafted)
+        elif verdict.outcome is Outcome.FORWARDED:
+            stage = "reply"
+            outbox = _forward_drafter(verdict, incoming, intake, store, now, drafted)
+        else:
+            verdict = _apply_reply_cap(verdict, incoming, intake, store, now)
+            stage = "reply"
+            outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
         stage = "store"
         failpoint("before-record")
         result = store.record(incoming=incoming, raw_sha256=sha, received_at=received_at, source=source,
@@ -367,7 +429,84 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
     items = _item_dicts(verdict)
     return Processed(incoming.message_id, sha, verdict.outcome.value, verdict.reason, verdict.section,
                      getattr(result, "receipt_no", None), items, drafted.get("reply"),
-                     duplicate=bool(getattr(result, "duplicate", False)))
+                     duplicate=bool(getattr(result, "duplicate", False)),
+                     command=verdict.command.name if verdict.command else None,
+                     ok=ran.ok if ran is not None else None)
+
+
+def _run_command(verdict: Verdict, incoming: Incoming, intake: Intake, desk: Any, sha: str, now: dt.datetime,
+                 drafted: dict[str, Any]):
+    """Do what a command mail asks at the desk (as the sender, by mail), and draft the answer."""
+    from mailbot.desk import Actor, Answer
+    from mailbot.writing.desk import answer_letter
+    command = verdict.command
+    role = "credit" if verdict.section == intake.credit_section else "section"
+    actor = Actor(incoming.from_addr, role, verdict.section, "mail")
+    if desk is None:
+        ran = Answer(command.name, False, "not done: no desk in this program",
+                     "    本程序未接入信用监管科工作台，指令未执行。")
+    else:
+        ran = commands.execute(desk, actor, command, incoming, now=now, ref=f"mail:{sha}")
+    verdict = replace(verdict, reason=f"command {command.name}: {ran.summary}")
+
+    def outbox(receipt_no: str, replaced: Sequence[Replaced] = ()) -> list[Any]:
+        letter = answer_letter(text=ran.text, ok=ran.ok, line=command.line, incoming=incoming, receipt_no=receipt_no,
+                               to=verdict.recipients, name=verdict.section, mailbox_address=intake.mailbox_address,
+                               mailbox_name=intake.mailbox_name, now=now, table=ran.html,
+                               attachments=ran.attachments)
+        drafted["reply"] = {"to": list(letter.recipients), "cc": [], "subject": letter.subject,
+                            "message_id": letter.message_id}
+        return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
+                             mail_message_id=letter.message_id, raw=letter.raw)]
+    return verdict, ran, outbox
+
+
+def _forward_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, store: IntakeStore, now: dt.datetime,
+                     drafted: dict[str, Any]):
+    """A person's reply: passed to the credit section (our letter it answers quoted), and its sender
+    told, once per thread, that a person will answer."""
+    from mailbot.writing.desk import forward_ack, forward_to_credit
+    original = None
+    if verdict.thread and (letter := store.letter(verdict.thread)) is not None:
+        original = _plain_text(letter.raw)
+    credit = intake.addresses_of(intake.credit_section) if intake.credit_section else ()
+    thread = hashlib.sha256((verdict.thread or incoming.message_id).encode("utf-8")).hexdigest()[:12]
+
+    def outbox(receipt_no: str, replaced: Sequence[Replaced] = ()) -> list[Any]:
+        mails = []
+        if credit:
+            fwd = forward_to_credit(incoming=incoming, section=verdict.section, receipt_no=receipt_no, original=original,
+                                    to=credit, mailbox_address=intake.mailbox_address,
+                                    mailbox_name=intake.mailbox_name, now=now, credit_section=intake.credit_section)
+            mails.append(OutgoingMail(kind=fwd.kind, recipients=fwd.recipients, subject=fwd.subject,
+                                      mail_message_id=fwd.message_id, raw=fwd.raw, dedupe_key=f"forward:{receipt_no}"))
+        ack = forward_ack(incoming=incoming, section=verdict.section, receipt_no=receipt_no, key=thread,
+                          mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name, now=now)
+        mails.append(OutgoingMail(kind=ack.kind, recipients=ack.recipients, subject=ack.subject,
+                                  mail_message_id=ack.message_id, raw=ack.raw, dedupe_key=f"forward-ack:{thread}"))
+        drafted["reply"] = {"to": list(ack.recipients), "cc": [], "subject": ack.subject, "message_id": ack.message_id}
+        return mails
+    return outbox
+
+
+def _plain_text(raw: bytes) -> str | None:
+    import email
+    import email.policy
+    body = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",))
+    return body.get_content() if body is not None else None
+
+
+def refile_item(incoming: Incoming, intake: Intake, received_at: dt.datetime, prior: Sequence[Any],
+                section: str, sha256: str, task: int, period: str) -> ItemResult:
+    """One file of a message checked again as a person re-filed it: under `task` and `period`."""
+    files = [examine(a, intake.rules) for a in incoming.attachments if not a.inline]
+    f = next((f for f in files if f.sha256 == sha256), None)
+    if f is None:
+        raise LookupError(f"the message has no file {sha256[:12]}")
+    c = Classification(task, period, (Evidence("task", str(task), "person", f"经信用监管科人工改判为任务{task}"),
+                                      Evidence("period", period, "person", "经信用监管科人工改判")))
+    prev = {p.sha256: p for p in prior}.get(sha256)
+    return _item(f, c, intake, section, received_at.date(), prev)
 
 
 def confirm(ref: int | str, section: str, *, intake: Intake, store: IntakeStore, now: dt.datetime,
@@ -384,6 +523,10 @@ def confirm(ref: int | str, section: str, *, intake: Intake, store: IntakeStore,
              if p.receipt_no != stored.receipt_no]
     received_at = bureau_time(stored.received_at)   # stored in UTC; dates are the bureau's dates
     verdict = decide(incoming, intake, received_at, prior, section_override=section)
+    # the credit section vouched for the sender: the receipt goes to it, the section's own addresses in Cc
+    to = set(a.lower() for a in (verdict.recipients or (incoming.from_addr,)))
+    verdict = replace(verdict, copy_to=tuple(dict.fromkeys(
+        verdict.copy_to + tuple(a for a in intake.addresses_of(section) if a.lower() not in to))))
     drafted: dict[str, Any] = {}
     outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
     result = store.confirm_quarantined(stored.id, verdict=verdict, outbox=outbox, now=now)

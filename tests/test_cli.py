@@ -95,8 +95,14 @@ def test_quarantine_confirm_records_and_answers(capsys, tmp_path):
     assert done["receipt_no"] == r["receipt_no"] and done["reply"]["subject"].startswith(("【回执】", "【部分受理】"))
     code, out, _ = run(capsys, "--config", cfg, "quarantine", "list")
     assert "0 message(s) waiting" in out
-    code, _, err = run(capsys, "--config", cfg, "quarantine", "confirm", r["receipt_no"], "--section", "政策法规科")
-    assert code == 2 and "not quarantined" in err
+    # a second confirmation changes nothing and says so
+    code, out, _ = run(capsys, "--config", cfg, "quarantine", "confirm", r["receipt_no"], "--section", "政策法规科")
+    assert code == 0 and "已处理过" in out
+    code, out, _ = run(capsys, "--config", cfg, "audit", "--json")
+    confirmed = [json.loads(line) for line in out.splitlines()]
+    assert [(a["action"], a["actor"], a["channel"], a["ok"]) for a in confirmed] == [
+        ("confirm", "operator", "cli", True), ("confirm", "operator", "cli", True)]
+    assert "already settled" in confirmed[0]["result"] and confirmed[1]["args"]["section"] == "法规科"
 
 
 def test_ingest_without_a_config_says_how(capsys, tmp_path, monkeypatch):

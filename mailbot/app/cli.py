@@ -127,6 +127,7 @@ def cmd_ingest(args) -> int:
     config = _load_config(args)
     deployment = _deployment(config)
     store = deployment.open_store()
+    desk = deployment.desk(store)
     tz = _tz(config)
     received = _parse_when(args.received, tz) if args.received else None
     worst = 0
@@ -142,7 +143,7 @@ def cmd_ingest(args) -> int:
                 continue
             now = dt.datetime.now(tz)
             result = process(raw, intake=deployment.intake, store=store, source=f"file:{Path(name).resolve()}",
-                             received_at=received or now, now=now, template_for=deployment.template_for)
+                             received_at=received or now, now=now, template_for=deployment.template_for, desk=desk)
             progress.step(Path(name).name)
             if args.json:
                 print(to_json(result, name), flush=True)
@@ -407,24 +408,67 @@ def cmd_quarantine_list(args) -> int:
     return 0
 
 
-def cmd_quarantine_confirm(args) -> int:
-    from mailbot.pipeline import confirm, to_json
+def _at_desk(args, action: str, *params, **kwargs) -> int:
+    """Run a desk action as the operator (audited like a mail command or a web button); print the
+    answer (Chinese, as the credit section would read it) or, with --json, the action's data."""
+    from mailbot.desk import ACTIONS, Actor
+    from mailbot.desk import actions as _  # noqa: F401 - registers the actions
     config = _load_config(args)
     deployment = _deployment(config)
-    rules = deployment.rules
-    section = rules.section(args.section)
-    if section is None:
-        raise UsageError(f"unknown section {args.section!r}; known: {', '.join(s.id for s in rules.sections)}")
-    store = _open_store(config)
-    try:
-        result = confirm(args.ref, section.id, intake=deployment.intake, store=store,
-                         now=dt.datetime.now(_tz(config)), template_for=deployment.template_for)
-    except (LookupError, ValueError) as e:
-        raise UsageError(str(e)) from None
-    if args.json:
-        print(to_json(result))
+    desk = deployment.desk(_open_store(config))
+    answer = ACTIONS[action](desk, Actor.operator(config), *params, now=dt.datetime.now(_tz(config)), **kwargs)
+    if getattr(args, "json", False):
+        print(json.dumps({"action": answer.action, "ok": answer.ok, "summary": answer.summary, **answer.data},
+                         ensure_ascii=False, default=str))
     else:
-        _print_ingest_table([(result.receipt_no, result)])
+        from mailbot.writing.common import TABLE_MARK
+        print("\n".join(line for line in answer.text.splitlines() if line.strip() != TABLE_MARK).rstrip())
+    if not answer.ok:
+        print(f"mailbot: {answer.summary}", file=sys.stderr)
+    return 0 if answer.ok else 1
+
+
+
+def cmd_quarantine_confirm(args) -> int:
+    return _at_desk(args, "confirm", args.ref, args.section)
+
+
+def cmd_quarantine_reject(args) -> int:
+    return _at_desk(args, "reject", args.ref, args.reason)
+
+
+def cmd_quarantine_ignore(args) -> int:
+    return _at_desk(args, "ignore", args.ref, args.reason)
+
+
+def cmd_reclassify(args) -> int:
+    ref, _, item = args.ref.partition(":")
+    if item and not item.isdigit():
+        raise UsageError(f"{args.ref}: expected RECEIPT or RECEIPT:N (the file's number in the message)")
+    period = _period(args.period) if args.period else None
+    if args.task is None and period is None:
+        raise UsageError("give --task and/or --period")
+    return _at_desk(args, "reclassify", ref.upper(), int(item) if item else None, args.task, period)
+
+
+def cmd_close(args) -> int:
+    return _at_desk(args, "close", _period(args.period))
+
+
+def cmd_audit(args) -> int:
+    from mailbot.dates.zone import bureau_time
+    config = _load_config(args)
+    store = _open_store(config)
+    entries = store.audit(limit=args.limit, action=args.action)
+    for e in entries:
+        if args.json:
+            print(json.dumps(e.as_dict(), ensure_ascii=False, default=str))
+        else:
+            print(f"{bureau_time(e.at):%Y-%m-%d %H:%M:%S} (Beijing)  {e.channel:<4} {e.actor:<32} {e.action:<10} "
+                  f"{'ok    ' if e.ok else 'NOT OK'}  {json.dumps(e.args, ensure_ascii=False, default=str)}\n"
+                  f"    {e.result}")
+    if not args.json:
+        print(f"{len(entries)} action(s), newest first")
     return 0
 
 
@@ -842,10 +886,32 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--section", required=True, help="the section it belongs to (id or alias)")
     qc.add_argument("--json", action="store_true")
     qc.set_defaults(func=cmd_quarantine_confirm)
+    for name, what in (("reject", "close a quarantined message with a letter to its sender saying why"),
+                       ("ignore", "close a quarantined message without a letter")):
+        qx = qsub.add_parser(name, help=what)
+        qx.add_argument("ref", help="receipt number")
+        qx.add_argument("--reason", required=True, help="why (the rejection letter says it)")
+        qx.add_argument("--json", action="store_true")
+        qx.set_defaults(func=cmd_quarantine_reject if name == "reject" else cmd_quarantine_ignore)
     qr = qsub.add_parser("retry", help="replay a crashed message from its archived raw bytes")
     qr.add_argument("id", type=int, help="failure id (see quarantine list)")
     qr.add_argument("--json", action="store_true")
     qr.set_defaults(func=cmd_quarantine_retry)
+    rc = sub.add_parser("reclassify", help="re-file one file of a recorded message under another task and/or month")
+    rc.add_argument("ref", help="RECEIPT or RECEIPT:N (N: the file's number in the message, from 1)")
+    rc.add_argument("--task", type=int)
+    rc.add_argument("--period", help="the month: 2026-11, 2026年11月 or 202611")
+    rc.add_argument("--json", action="store_true")
+    rc.set_defaults(func=cmd_reclassify)
+    cl = sub.add_parser("close", help="close a month (结账): stop chasing what it still owes")
+    cl.add_argument("--period", required=True)
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cmd_close)
+    au = sub.add_parser("audit", help="every desk action (mail command, web, CLI): who, when, what, result")
+    au.add_argument("--json", action="store_true")
+    au.add_argument("--limit", type=int, default=1000)
+    au.add_argument("--action", help="only this action (confirm, query, ...)")
+    au.set_defaults(func=cmd_audit)
     _accept_global_options_anywhere(p)
     return p
 

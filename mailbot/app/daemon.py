@@ -59,6 +59,7 @@ class Daemon:
         self.rules = self.deployment.rules
         self.intake = self.deployment.intake
         self.store = store if store is not None else wiring.open_store(config)
+        self.desk = self.deployment.desk(self.store)    # the credit section's commands, by mail
         self.stop = threading.Event()
         self._outbox_wake = threading.Event()
         self.on_processed: Callable[[Any, pipeline.Processed], None] | None = None
@@ -80,7 +81,7 @@ class Daemon:
         now = self.clock()
         result = pipeline.process(fetched.raw, intake=self.intake, store=self.store, source=fetched.source,
                                   received_at=fetched.received_at.astimezone(self.tz), now=now,
-                                  template_for=self.template_for)
+                                  template_for=self.template_for, desk=self.desk)
         log.info("message %s from %s: %s%s", result.message_id, fetched.source, result.outcome,
                  f" ({result.section})" if result.section else "",
                  extra={"mailbot": {"source": fetched.source, **result.as_dict()}})

@@ -68,7 +68,7 @@ def build(config: Config, rules_dir: Path | None = None) -> Deployment:
                     own_addresses=config.own_addresses, mailbox_address=config.mailbox_address,
                     mailbox_name=config.mailbox_name,
                     replies_per_sender_per_hour=config.replies_per_sender_per_hour,
-                    authentication=config.authentication)
+                    authentication=config.authentication, credit_section=config.credit_section)
     return Deployment(config, rules, calendar, intake)
 
 

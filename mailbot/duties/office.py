@@ -288,6 +288,32 @@ class Office:
 
     # ------------------------------------------------------------ the credit section's digest
 
+    def remind_now(self, period: str, now: dt.datetime, key: str) -> tuple[list[Sent], list[str]]:
+        """The credit section's 催报: one letter now to every section still owing an item of
+        `period` (not sent, rejected and not sent again, or a reused file), a reminder before its
+        due date and an overdue notice after it. Queued under `key` (the request), so the same
+        request twice sends nothing twice. Returns (queued, sections with no address)."""
+        now = bureau_time(now)
+        owed = [c for c in self.status(period, now)
+                if c.state in ("missing", "rejected", "reused", "not_due") and c.due is not None]
+        items = []
+        for c in owed:
+            due = c.due.date() if isinstance(c.due, dt.datetime) else c.due
+            kind = "overdue" if due < now.date() else "reminder"
+            items.append(Reminder(kind, c.section, c.task, period, due, now,
+                                  f"{kind}:{c.section}:{c.task}:{period}:{key}", "now",
+                                  c.count if c.required else None, c.required))
+        mails, unaddressed = [], []
+        for letter in group_by_section(items):
+            to = self.addresses(letter.section)
+            if not to:
+                unaddressed.append(letter.section)
+                continue
+            cc = tuple(a for a in self.credit if a not in to) if letter.kind == "overdue" else ()
+            letter = dataclasses.replace(letter, dedupe_key=f"{letter.kind}:{letter.section}:{period}:{key}")
+            mails.append(self.letter_mail(PlannedLetter(letter, to, cc), now))
+        return self._queue(mails, now), list(dict.fromkeys(unaddressed))
+
     def digest_periods(self, day: dt.date) -> list[str]:
         """Periods with a monthly deadline in the DIGEST_DAYS days from `day` on (its last week)."""
         here = period_of(day)

@@ -58,7 +58,7 @@ from mailbot.dates.period import parse_period, period_label
 __all__ = [
     "SubmissionLike", "StatusCellLike", "ScoreRowLike",
     "DualPublicityRates", "ProblemLine", "dual_publicity_rates",
-    "build_package", "build_evidence_zip", "build_score",
+    "build_package", "build_evidence_zip", "build_score", "build_status", "status_filename",
     "package_filename", "evidence_zip_filename", "score_filename",
     "STATE_LABELS", "INDEX_SHEET", "STATUS_SHEET", "RATES_SHEET",
     "SCORE_SHEET", "SCORE_SUMMARY_SHEET", "SCORE_NOTES_SHEET",
@@ -322,6 +322,24 @@ def build_package(rules: Rules, period: str, submissions: Sequence[SubmissionLik
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def build_status(rules: Rules, period: str, cells: Sequence[StatusCellLike], *, generated_at: dt.datetime) -> bytes:
+    """The month's status matrix alone (the package's 报送情况 sheet), as .xlsx bytes: what the
+    desk's 查询 attaches."""
+    wb = Workbook()
+    _write_status(wb.active, rules, period_label(period), [c for c in cells if getattr(c, "period", period) == period])
+    wb.active.title = STATUS_SHEET
+    wb.properties.creator = "mailbot"
+    wb.properties.title = f"{period_label(period)}各科室任务报送情况"
+    wb.properties.created = _utc_naive(generated_at)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def status_filename(period: str, section: str | None = None) -> str:
+    return f"{period_label(period)}{section or '各科室'}报送情况.xlsx"
 
 
 def _write_index(ws: Worksheet, label: str, generated_at: dt.datetime,

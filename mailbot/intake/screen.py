@@ -10,7 +10,11 @@ from collections.abc import Callable, Iterable
 
 from mailbot.model import Incoming, Screening
 
-__all__ = ["screen", "CHECKS", "BOT_HEADER"]
+__all__ = ["screen", "CHECKS", "BOT_HEADER", "PERSON_REPLY", "our_letter"]
+
+# The screening of a person's reply to one of our letters (no file): not a machine; decide() reads
+# it as a command or passes it to the credit section.
+PERSON_REPLY = "reply-to-bot"
 
 # Set on every mail mailbot sends, so that a copy coming back is recognised as ours even if
 # a relay drops Auto-Submitted.
@@ -92,18 +96,25 @@ def _has_files(m: Incoming) -> bool:
     return any(not a.inline for a in m.attachments)
 
 
-def _answers_our_letter(m: Incoming, own: frozenset[str]) -> Screening | None:
-    # A reply to one of mailbot's letters that carries no evidence file is a person's remark or
-    # a robot's echo; answering it again is how a loop with a vacation responder starts.
-    if _has_files(m):
-        return None
-    domains = {a.rsplit("@", 1)[-1] for a in own if "@" in a}
+def our_letter(m: Incoming, own: Iterable[str]) -> str | None:
+    """The Message-ID of the letter of ours this mail answers (the first in its thread), if any."""
+    domains = {a.rsplit("@", 1)[-1].lower() for a in own if "@" in a}
     ids = [i for i in (m.in_reply_to, *m.references) if i]
     ours = [i for i in ids if _RECEIPT_NO.match(i) and i.rsplit("@", 1)[-1].lower() in domains]
-    if ours:
-        return Screening("reply-to-bot", f"answers mailbot's letter <{ours[0]}> and carries no file")
+    return ours[0] if ours else None
+
+
+def _answers_our_letter(m: Incoming, own: frozenset[str]) -> Screening | None:
+    # A reply to one of mailbot's letters that carries no evidence file, once every machine
+    # (checked before) is ruled out: a person's words. It gets no automatic answer of its own —
+    # answering it again is how a loop starts — but the pipeline may pass it to a person, or read
+    # it as the credit section's command.
+    if _has_files(m):
+        return None
+    if ours := our_letter(m, own):
+        return Screening(PERSON_REPLY, f"answers mailbot's letter <{ours}> and carries no file")
     if (n := _RECEIPT_NO.search(m.subject or "")) and re.match(r"^\s*(re|回复|答复|aw|sv)\s*[:：]", m.subject or "", re.I):
-        return Screening("reply-to-bot", f"a reply quoting receipt {n.group(0)} with no file")
+        return Screening(PERSON_REPLY, f"a reply quoting receipt {n.group(0)} with no file")
     return None
 
 
@@ -117,7 +128,7 @@ def _vacation_without_headers(m: Incoming, own: frozenset[str]) -> Screening | N
 
 CHECKS: tuple[Callable[[Incoming, frozenset[str]], Screening | None], ...] = (
     _own_mail, _auto_submitted, _bounce, _precedence, _mailing_list, _vendor_auto_reply,
-    _answers_our_letter, _vacation_without_headers,
+    _vacation_without_headers, _answers_our_letter,      # a person's reply last: every machine is ruled out first
 )
 
 

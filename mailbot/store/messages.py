@@ -257,6 +257,71 @@ class Messages(Outbox, Blobs):
             queued = [self._queue_one(s, m, msg.id, now) for m in outbox(msg.receipt_no, replaced)]
             return RecordResult(_stored_message(msg), True, tuple(x.id for x in subs), tuple(q.id for q in queued))
 
+    def settle_waiting(self, ref: int | str, *, outcome: Outcome, reason: str,
+                       outbox: Callable[[str], Sequence[OutgoingMail]] = lambda _no: (),
+                       now: dt.datetime | None = None) -> StoredMessage:
+        """A person closed a message that waited for them (quarantined) without taking it in:
+        `outcome` rejected (with a letter from `outbox`) or ignored. Raises LookupError for an
+        unknown message, ValueError for one not waiting."""
+        now = _aware(now, "now") if now is not None else _utcnow()
+        with self._tx(write=True) as s:
+            msg = self._message_by_ref(s, ref)
+            if msg is None:
+                raise LookupError(f"no message {ref!r}")
+            if msg.outcome != Outcome.QUARANTINED.value:
+                raise ValueError(f"message {msg.receipt_no} is {msg.outcome}, not quarantined")
+            msg.outcome = _value(outcome)
+            msg.reason = reason
+            for m in outbox(msg.receipt_no):
+                self._queue_one(s, m, msg.id, now)
+            s.flush()
+            return _stored_message(msg)
+
+    def refile(self, ref: int | str, position: int, item: Any, *,
+               outbox: Callable[[str], Sequence[OutgoingMail]], now: dt.datetime | None = None) -> tuple[int | None, int | None]:
+        """A person re-filed one file of a recorded message under another task and/or month: the
+        attachment takes `item`'s verdict, its submission is withdrawn (what it had replaced comes
+        back) and a new one takes its place; the corrected receipt is queued. One transaction.
+        Returns (withdrawn submission id, new submission id)."""
+        now = _aware(now, "now") if now is not None else _utcnow()
+        with self._tx(write=True) as s:
+            msg = self._message_by_ref(s, ref)
+            if msg is None:
+                raise LookupError(f"no message {ref!r}")
+            att = s.scalars(sa.select(AttachmentRow).where(AttachmentRow.message_ref == msg.id,
+                                                           AttachmentRow.position == position)).one_or_none()
+            if att is None or att.sha256 != item.sha256:
+                raise ValueError(f"message {msg.receipt_no} has no file {position + 1} matching the new verdict")
+            old = s.scalars(sa.select(SubmissionRow).where(SubmissionRow.attachment_ref == att.id,
+                                                           SubmissionRow.superseded_by.is_(None))
+                            .order_by(SubmissionRow.id)).all()
+            att.status = item.status
+            att.problems = [p.as_dict() for p in item.problems]
+            new = None
+            if item.task is not None and item.period is not None and item.status in SUBMISSION_STATUSES:
+                new = _submission_row(msg, att, item, _Section(msg.section))
+                s.add(new)
+                s.flush()
+            for o in old:
+                # what the withdrawn submission had replaced is current again
+                for earlier in s.scalars(sa.select(SubmissionRow).where(SubmissionRow.superseded_by == o.id)):
+                    earlier.superseded_by = None
+                o.superseded_by = new.id if new is not None else o.id
+            s.flush()
+            replaced: tuple[Replaced, ...] = ()
+            if new is not None:
+                replaced = self._settle(s, msg, [new])
+            for m in outbox(msg.receipt_no, replaced):
+                self._queue_one(s, m, msg.id, now)
+            return (old[0].id if old else None), (new.id if new is not None else None)
+
+    def letter(self, mail_message_id: str) -> OutboxMail | None:
+        """One of our letters by its Message-ID (with or without <>), to quote it."""
+        with self._tx() as s:
+            row = s.scalars(sa.select(OutboxRow).where(OutboxRow.mail_message_id == _message_id_key(mail_message_id))
+                            .order_by(OutboxRow.id).limit(1)).one_or_none()
+            return _outbox_mail(row) if row is not None else None
+
     @staticmethod
     def _message_by_ref(s: Session, ref: int | str) -> MessageRow | None:
         if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
@@ -350,3 +415,9 @@ def _value(v: Any) -> Any:
 
 def _is(column: Any, value: Any) -> Any:
     return column.is_(None) if value is None else column == value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Section:
+    """What _submission_row reads of a verdict, for a re-filed file: the message's section."""
+    section: str | None

@@ -18,9 +18,12 @@ from mailbot.intake.screen import BOT_HEADER
 from mailbot.model import Rules
 
 __all__ = ["Letter", "greeting", "closing", "task_label", "mail_domain", "make_message", "safe_header", "safe_text",
-           "XLSX_MIME"]
+           "XLSX_MIME", "ZIP_MIME", "TABLE_MARK"]
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ZIP_MIME = "application/zip"
+# a line of a letter's text where its HTML part shows a table (make_message's `table`)
+TABLE_MARK = "[[表格]]"
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,16 @@ def safe_header(value: str, name: str = "Subject") -> str:
     return text.encode("ascii", "replace").decode("ascii")
 
 
-def _html_body(plain: str) -> str:
+def _html_body(plain: str, table: str | None = None) -> str:
+    """The HTML part: the plain text line by line; `table` (HTML, already escaped) stands where
+    the plain text has the line TABLE_MARK, or at the end."""
     lines = []
     for line in plain.splitlines():
         esc = html.escape(line)
+        if table is not None and line.strip() == TABLE_MARK:
+            lines.append(table)
+            table = None
+            continue
         if line.startswith(("回执编号", "受理结果")):
             esc = f"<b>{esc}</b>"
         elif line[:2] in ("一、", "二、", "三、"):
@@ -135,6 +144,8 @@ def _html_body(plain: str) -> str:
             lines.append(esc)
             continue
         lines.append(esc.replace("  ", "&nbsp;&nbsp;") + "<br>")
+    if table is not None:
+        lines.append(table)
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head>"
             "<body style=\"font-family:'Microsoft YaHei',SimSun,sans-serif;font-size:14px\">"
             + "\n".join(lines) + "</body></html>")
@@ -149,7 +160,7 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
                  message_id: str, now: dt.datetime, in_reply_to: str | None = None,
                  references: Sequence[str] = (), cc: Sequence[str] = (),
                  attachments: Sequence[tuple[str, bytes, str]] = (),
-                 auto_submitted: str = "auto-replied") -> bytes:
+                 auto_submitted: str = "auto-replied", table: str | None = None) -> bytes:
     """An RFC 5322 message, UTF-8, plain and HTML, with attachments (name, bytes, mime type)."""
     msg = EmailMessage()
     msg["From"] = Address(display_name=sender_name, addr_spec=sender)
@@ -158,6 +169,8 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
         msg["Cc"] = safe_header(", ".join(cc), "Cc")
     msg["Subject"] = safe_header(subject)
     plain = safe_text(plain)
+    html_plain = plain
+    plain = "\n".join("" if line.strip() == TABLE_MARK else line for line in plain.split("\n"))
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{message_id}>"
     threading_lines = b""
@@ -174,7 +187,8 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer our answer
     msg[BOT_HEADER] = "1"
     msg.set_content(plain, charset="utf-8")
-    msg.add_alternative(_html_body(plain), subtype="html", charset="utf-8")
+    # the plain part keeps TABLE_MARK's place as a blank line; the HTML part has the table there
+    msg.add_alternative(_html_body(html_plain, table), subtype="html", charset="utf-8")
     for name, data, mime in attachments:
         name = safe_header(name, "X-Name")
         maintype, _, subtype = mime.partition("/")

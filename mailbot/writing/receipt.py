@@ -19,7 +19,7 @@ from mailbot.writing.honesty import reused_summary
 from mailbot.writing.template_letter import template_letter
 from mailbot.writing.vocabulary import REUSED_WORD
 
-__all__ = ["draft_reply"]
+__all__ = ["draft_reply", "resent_letter", "corrected_receipt"]
 
 _SUBJECT_TAG = {
     Outcome.ACCEPTED: "回执",
@@ -187,3 +187,30 @@ def resent_letter(*, section: str, to: Sequence[str], subject: str, message_id_i
                        plain="\n".join(lines) + "\n", message_id=message_id, now=now,
                        in_reply_to=message_id_in or None, references=references)
     return Letter("receipt", tuple(to), reply_subject, message_id, raw)
+
+
+def corrected_receipt(*, section: str, to: Sequence[str], cc: Sequence[str], number: str, receipt_no: str,
+                      subject: str, received_at: dt.datetime, filename: str, item: ItemResult, rules: Rules,
+                      was: tuple[int | None, str | None], message_id_in: str | None, mailbox_address: str,
+                      mailbox_name: str, now: dt.datetime) -> Letter:
+    """The corrected receipt (更正回执) after the credit section re-filed one file of a message
+    under another task or month: what it was, what it is now, and how it checked out there."""
+    before = "、".join(x for x in (task_label(rules, was[0]) if was[0] else "", period_label(was[1]) if was[1] else "") if x) \
+        or "未识别的任务"
+    after = f"{task_label(rules, item.task)}、{period_label(item.period)}" if item.period else task_label(rules, item.task)
+    result = "已受理" if item.status == "accepted" else "未受理，请修改后重新报送"
+    lines = [greeting(section), "",
+             f"    您于{zh_time(received_at)}发送的邮件《{subject or '（无主题）'}》（回执编号{receipt_no}）中的材料"
+             f"《{filename}》，原按{before}登记，经信用监管科核对，改按{after}登记。本更正回执编号{number}，"
+             "原回执中关于该材料的内容以本回执为准。", "",
+             f"受理结果：{result}"]
+    if item.errors:
+        lines += [f"     问题（{len(item.errors)}处）："] + _problem_lines(item.errors, "     ")
+    if item.warnings:
+        lines += [f"     提示（{len(item.warnings)}条，不影响受理）："] + _problem_lines(item.warnings, "     ")
+    lines += ["", "    如对更正有疑问，请直接回复本邮件。", *closing(mailbox_name, now, system="信用监管科")]
+    reply_subject = safe_header(f"【更正回执】{number} {subject or '（无主题）'}")
+    message_id = f"{number}.correction@{mail_domain(mailbox_address)}"
+    raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=list(to), cc=list(cc), subject=reply_subject,
+                       plain="\n".join(lines) + "\n", message_id=message_id, now=now, in_reply_to=message_id_in or None)
+    return Letter("correction", tuple(to) + tuple(cc), reply_subject, message_id, raw)
