@@ -16,7 +16,7 @@ import chinese_calendar
 
 from mailbot.dates.provisional import provisional_days_off
 
-__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH"]
+__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH", "package_names", "package_schedule"]
 
 # where a year's schedule came from, as a person reads it
 SOURCES_ZH = {"rules": "规则文件（rules/calendar）", "loaded": "信用监管科录入的国务院通知",
@@ -25,6 +25,29 @@ SOURCES_ZH = {"rules": "规则文件（rules/calendar）", "loaded": "信用监�
 _PACKAGE_HOLIDAYS: frozenset[dt.date] = frozenset(chinese_calendar.holidays)
 _PACKAGE_WORKDAYS: frozenset[dt.date] = frozenset(chinese_calendar.workdays)
 _PACKAGE_YEARS = range(min(d.year for d in _PACKAGE_HOLIDAYS), max(d.year for d in _PACKAGE_HOLIDAYS) + 1)
+
+
+def package_schedule(year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]] | None:
+    """(days off, weekend days worked) of `year` as the chinese-calendar package has them; None
+    for a year it does not know."""
+    if year not in _PACKAGE_YEARS:
+        return None
+    return (frozenset(d for d in _PACKAGE_HOLIDAYS if d.year == year),
+            frozenset(d for d in _PACKAGE_WORKDAYS if d.year == year))
+
+
+def package_names(year: int) -> dict[dt.date, str]:
+    """The festival (in Chinese) each day off or weekend worked of `year` belongs to, as the
+    package has it; empty for a year it does not know."""
+    if year not in _PACKAGE_YEARS:
+        return {}
+    chinese = {h.value: h.chinese for h in chinese_calendar.Holiday}
+    out = {}
+    for day in sorted(d for d in _PACKAGE_HOLIDAYS | _PACKAGE_WORKDAYS if d.year == year):
+        name = chinese_calendar.get_holiday_detail(day)[1]
+        if name:
+            out[day] = chinese.get(name, name)
+    return out
 
 
 class CalendarGapError(LookupError):
@@ -73,10 +96,7 @@ class WorkCalendar:
         table = self._overrides.get(year) or self._loaded.get(year)
         if table is not None:
             return frozenset(table.get("holidays", ())), frozenset(table.get("workdays", ()))
-        if year in _PACKAGE_YEARS:
-            return (frozenset(d for d in _PACKAGE_HOLIDAYS if d.year == year),
-                    frozenset(d for d in _PACKAGE_WORKDAYS if d.year == year))
-        return self._days_off(year), frozenset()
+        return package_schedule(year) or (self._days_off(year), frozenset())
 
     def source(self, year: int) -> str:
         """'rules', 'loaded', 'package' or 'provisional': where `year`'s schedule comes from."""
