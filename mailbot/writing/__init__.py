@@ -2,5 +2,5 @@
 
 receipt.py: receipts, rejections, quarantine notices; template_letter.py: the blank template on request;
 reminder.py: reminders and overdue notices; digest.py: the digest, "all in" notice and package mail;
-notices.py: the missing-holiday-schedule warning.
+notices.py: the missing-holiday-schedule warning; desk_holidays.py: the answer to a holiday notice loaded at the desk.
 """
