@@ -206,3 +206,27 @@ def test_in_lieu_day_is_a_day_off():
     assert all(chinese_calendar.is_workday(d) for d in s.workdays)
     with pytest.raises(NoticeError, match="补休日1月7日是周末"):
         parse_notice(recalled.replace("1月2日（星期一）补休", "1月7日补休"))
+
+
+def _wrapped(body: str, width: int) -> str:
+    """The notice as text taken from a PDF comes: every line cut every `width` characters."""
+    return "\n".join(line[i:i + width] for line in body.splitlines() for i in range(0, max(len(line), 1), width))
+
+
+@pytest.mark.parametrize("width", [9, 13, 17, 24, 31])
+@pytest.mark.parametrize("year", YEARS)
+def test_items_wrapped_over_several_lines_read_as_one(year, width):
+    a, b = parse_notice(text(year)), parse_notice(_wrapped(text(year), width))
+    assert (a.holidays, a.workdays) == (b.holidays, b.workdays)
+
+
+def test_a_line_after_a_finished_item_that_is_no_date_stands_alone():
+    body = text(2026).replace("共7天。9月20日（周日）、10月10日（周六）上班。",
+                              "共7天。9月20日（周日）、10月10日（周六）上班。\n节假日期间，各地区要妥善安排值班。")
+    assert parse_notice(body).workdays == parse_notice(text(2026)).workdays
+    # a 上班 sentence on the next line belongs to the item: leaving it out would lose two working days
+    cut = text(2026).replace("共7天。9月20日", "共7天。\n9月20日")
+    assert parse_notice(cut).workdays == parse_notice(text(2026)).workdays
+    with pytest.raises(NoticeError) as e:
+        parse_notice(text(2026).replace("共7天。9月20日", "共7天。\n9月2O日"))
+    assert e.value.line.startswith("七、国庆节") and e.value.line.endswith("9月2O日（周日）、10月10日（周六）上班。")

@@ -374,8 +374,9 @@ def cmd_outbox_list(args) -> int:
 def cmd_health(args) -> int:
     from mailbot.app.daemon import health_report
     config = _load_config(args)
-    store = _open_store(config)
-    report = health_report(config, store, dt.datetime.now(_tz(config)), _deployment(config).calendar)
+    deployment = _deployment(config)
+    store = deployment.open_store()
+    report = health_report(config, store, dt.datetime.now(_tz(config)), deployment.calendar)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -412,10 +413,9 @@ def _at_desk(args, action: str, *params, **kwargs) -> int:
     """Run a desk action as the operator (audited like a mail command or a web button); print the
     answer (Chinese, as the credit section would read it) or, with --json, the action's data."""
     from mailbot.desk import ACTIONS, Actor
-    from mailbot.desk import actions as _  # noqa: F401 - registers the actions
     config = _load_config(args)
     deployment = _deployment(config)
-    desk = deployment.desk(_open_store(config))
+    desk = deployment.desk(deployment.open_store())
     answer = ACTIONS[action](desk, Actor.operator(config), *params, now=dt.datetime.now(_tz(config)), **kwargs)
     if getattr(args, "json", False):
         print(json.dumps({"action": answer.action, "ok": answer.ok, "summary": answer.summary, **answer.data},
@@ -501,8 +501,14 @@ def _optional_config(args):
 
 
 def _rules_and_calendar(args):
+    """The rules and the calendar: with a config (and no --rules), the deployment's, the holiday
+    schedules loaded into its store included; else the rules folder's alone."""
     from mailbot.dates.workdays import WorkCalendar
     config = _optional_config(args)
+    if config is not None and not getattr(args, "rules", None):
+        deployment = _deployment(config)
+        deployment.open_store().close()
+        return config, deployment.rules, deployment.calendar
     rules_dir = Path(args.rules) if getattr(args, "rules", None) else (
         config.rules if config else Path(__file__).resolve().parents[2] / "rules")
     rules = _load_rules(rules_dir)
@@ -649,6 +655,78 @@ def cmd_due(args) -> int:
     if any(d.kind == "event" and d.working_days is not None for d in task.deadlines) and \
             (guess := calendar.provisional_years(start, end)):
         print(provisional_note(guess))
+    return 0
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_CALENDAR_SOURCES = {"rules": "rules file", "loaded": "State Council notice loaded by mail",
+                     "package": "published schedule shipped with mailbot (chinesecalendar)",
+                     "provisional": "provisional (预估): statutory holidays from the lunar calendar, no 调休"}
+
+
+def cmd_calendar(args) -> int:
+    """A year's days off and weekend days worked, and where they come from."""
+    from mailbot.dates.holiday_notice import NoticeError, parse_notice
+    from mailbot.dates.provisional import statutory_holidays
+    from mailbot.dates.workdays import CalendarGapError, package_names
+    from mailbot.dates.zone import iso
+    year = args.year
+    if not 2000 <= year <= 2099:
+        raise UsageError(f"--year must be a year such as 2027; found {year}")
+    config, loaded = _optional_config(args), None
+    if config is not None and not args.rules:
+        deployment = _deployment(config)
+        store = deployment.open_store()            # the notices loaded by mail, into the calendar
+        loaded = store.loaded_calendars().get(year)
+        store.close()
+        calendar = deployment.calendar
+    else:
+        _config, _rules, calendar = _rules_and_calendar(args)
+    source = calendar.source(year)
+    try:
+        days_off, workdays = calendar.schedule(year)
+    except CalendarGapError as e:
+        raise UsageError(str(e)) from None
+    names: dict[dt.date, str] = {}
+    if source == "loaded" and loaded is not None:
+        try:
+            read = parse_notice(loaded.notice, year)
+            names = {**read.holidays, **read.workdays}
+        except NoticeError:                       # read by an older reader: the days stand, the names are left out
+            names = {}
+    elif source == "package":
+        names = package_names(year)
+    elif source == "provisional":
+        names = statutory_holidays(year)
+    rules_file = f"{calendar.rules_dir.rstrip('/')}/calendar/{year}.yaml" if source == "rules" else None
+    notice = None if loaded is None else {"loaded_by": loaded.loaded_by, "loaded_at": iso(loaded.loaded_at),
+                                          "in_force": source == "loaded"}
+
+    def day(d: dt.date) -> dict[str, str]:
+        return {"date": d.isoformat(), "weekday": _WEEKDAYS[d.weekday()], "holiday": names.get(d, "")}
+
+    if args.json:
+        print(json.dumps({"year": year, "source": source, "provisional": source == "provisional",
+                          "rules_file": rules_file, "notice": notice,
+                          "days_off": [day(d) for d in sorted(days_off)],
+                          "workdays": [day(d) for d in sorted(workdays)]}, ensure_ascii=False))
+        return 0
+    head = f"{year}: {source} - {_CALENDAR_SOURCES[source]}"
+    if rules_file:
+        head += f" {rules_file}"
+    if notice and source == "loaded":
+        head += f", by {notice['loaded_by']} at {notice['loaded_at']}"
+    print(head)
+    if notice and source == "rules":
+        print(f"  (a notice loaded by {notice['loaded_by']} at {notice['loaded_at']} is kept but not used: "
+              f"the rules file wins)")
+    if source == "provisional":
+        print(f"  load the State Council notice (mail 节假日 {year} to the mailbox) or add "
+              f"{calendar.rules_dir.rstrip('/')}/calendar/{year}.yaml")
+    for title, days in (("days off", days_off), ("weekend days worked (调休上班)", workdays)):
+        print(f"{title} ({len(days)}):")
+        for d in sorted(days):
+            print(f"  {d.isoformat()}  {_WEEKDAYS[d.weekday()]}  {names.get(d, '')}".rstrip())
     return 0
 
 
@@ -854,6 +932,12 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--send", action="store_true", help="also mail both to the credit section")
     sm.add_argument("--now", help="as it stood at this time (ISO 8601; default: now)")
     sm.set_defaults(func=cmd_summary)
+
+    ca = sub.add_parser("calendar", help="a year's days off and weekend days worked, and where they come from")
+    ca.add_argument("--year", required=True, type=int)
+    ca.add_argument("--json", action="store_true", help='one {"year", "source", "days_off", "workdays", ...} object')
+    ca.add_argument("--rules", help="rules folder (default: the config's, else the project's rules/)")
+    ca.set_defaults(func=cmd_calendar)
 
     sc = sub.add_parser("score", help="the year-end score per section and task")
     sc.add_argument("--year", required=True, type=int)

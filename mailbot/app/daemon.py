@@ -58,7 +58,7 @@ class Daemon:
         self.clock = clock or (lambda: dt.datetime.now(self.tz))
         self.rules = self.deployment.rules
         self.intake = self.deployment.intake
-        self.store = store if store is not None else wiring.open_store(config)
+        self.store = wiring.attach_store(self.deployment, store if store is not None else wiring.open_store(config))
         self.desk = self.deployment.desk(self.store)    # the credit section's commands, by mail
         self.stop = threading.Event()
         self._outbox_wake = threading.Event()

@@ -1,6 +1,10 @@
 """What one config builds, once: the bureau's zone, the rules (checked against the config), the
 working-day calendar, the intake and the store — for the CLI, the daemon and the demo alike.
 
+The calendar is built before any store is open; every program that opens one goes through
+`attach_store`, which puts the holiday schedules the credit section loaded (kept in the store)
+into the deployment's one calendar, so a restart or an upgrade keeps them.
+
 Building it is where a deployment is refused: invalid rules, a config naming a section the rules
 do not know, an unknown time zone. Each is a `WiringError` with the reason, raised before any
 mail is read.
@@ -19,7 +23,7 @@ from mailbot.model import Rules
 from mailbot.pipeline import Intake
 from mailbot.rules.load import RulesError, load_rules
 
-__all__ = ["Deployment", "WiringError", "build", "open_store"]
+__all__ = ["Deployment", "WiringError", "attach_store", "build", "open_store"]
 
 
 class WiringError(Exception):
@@ -43,12 +47,13 @@ class Deployment:
         return dt.datetime.now(zone.bureau_zone())
 
     def open_store(self):
-        return open_store(self.config)
+        """The deployment's store, its loaded holiday schedules put into the calendar."""
+        return attach_store(self, open_store(self.config))
 
     def desk(self, store):
         """The credit section's desk over `store` (mailbot/desk/)."""
         from mailbot.desk import Desk
-        return Desk(self.config, self.rules, store, self.calendar, self.intake, self.template_for)
+        return Desk(self.config, self.rules, attach_store(self, store), self.calendar, self.intake, self.template_for)
 
 
 def build(config: Config, rules_dir: Path | None = None) -> Deployment:
@@ -70,6 +75,14 @@ def build(config: Config, rules_dir: Path | None = None) -> Deployment:
                     replies_per_sender_per_hour=config.replies_per_sender_per_hour,
                     authentication=config.authentication, credit_section=config.credit_section)
     return Deployment(config, rules, calendar, intake)
+
+
+def attach_store(deployment: Deployment, store):
+    """`store` for `deployment`: the holiday schedules loaded into it (the newest notice of each
+    year) become the calendar's, below any rules/calendar file of the same year. Returns `store`."""
+    for year, loaded in store.loaded_calendars().items():
+        deployment.calendar.load(year, loaded.days_off, loaded.workdays)
+    return store
 
 
 def open_store(config: Config):

@@ -21,6 +21,7 @@ DATE = r"(?:\d{4}年)?(?:\d{1,2}月)?\d{1,2}日(?:\([^()]*\))?"
 DATE_PARTS = re.compile(r"(?:(\d{4})年)?(?:(\d{1,2})月)?(\d{1,2})日(?:\(([^()]*)\))?")
 ITEM = re.compile(rf"(?:([{NUMERALS}]+)、)?((?:{'|'.join(FESTIVALS)})(?:、(?:{'|'.join(FESTIVALS)}))*):(.*)")
 NUMBERED = re.compile(rf"[{NUMERALS}]+、")
+NEXT_ITEM = re.compile(rf"[{NUMERALS}]+、(?:{'|'.join(FESTIVALS)})")
 RANGE = re.compile(rf"({DATE})(?:(?:至|-|—|~)({DATE}))?放假(调休)?(?:(\d+)天)?")
 LIST = re.compile(rf"((?:{DATE})(?:、{DATE})*)(调休上班|上班|补休)")
 CLAUSE = re.compile(r"[,;](?![^()]*\))")  # a comma inside brackets does not end a clause
@@ -163,7 +164,9 @@ class _Item:
 
 
 def _year(lines: list[str], year: int | None) -> int:
-    found = [(int(m[1] or m[2]), raw) for raw in lines for m in TITLE_YEAR.finditer(_norm(raw))]
+    # the title may be wrapped over two lines: look in the whole text, name the line where one holds it
+    found = [(int(m[1] or m[2]), next((raw for raw in lines if m[0] in _norm(raw)), m[0]))
+             for m in TITLE_YEAR.finditer(_norm("\n".join(lines)))]
     for y, raw in found:
         if y != (year or found[0][0]):
             why = f"指定年份为{year}" if year else f"前文年份为{found[0][0]}"
@@ -173,9 +176,27 @@ def _year(lines: list[str], year: int | None) -> int:
     return year or found[0][0]
 
 
+def logical_lines(text: str) -> list[str]:
+    """The notice's lines with an item wrapped over several lines made one again, as text taken
+    from a PDF or a narrow mail comes: a line goes on the item above it while that item has not
+    ended its sentence (unless it is the next numbered festival), or when it starts with a date
+    (the item's 上班 sentence). A blank line ends an item; any other line stands alone."""
+    out: list[str] = []
+    in_item = False
+    for raw in text.replace("\f", "\n").splitlines():
+        line = _norm(raw)
+        if in_item and line and not NEXT_ITEM.match(line) and (
+                not _norm(out[-1]).endswith("。") or line[0].isdigit()):
+            out[-1] = out[-1].rstrip() + raw.strip()
+            continue
+        out.append(raw)
+        in_item = bool(NUMBERED.match(line) or ITEM.fullmatch(line))
+    return out
+
+
 def parse_notice(text: str, year: int | None = None) -> Schedule:
     """Read the notice; raise NoticeError on anything not read with certainty."""
-    lines = text.splitlines()
+    lines = logical_lines(text)
     year = _year(lines, year)
     anchors = anchor_dates(year)
     holidays: dict[dt.date, str] = {}

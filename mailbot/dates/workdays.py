@@ -10,13 +10,13 @@ depends on such a year says it is provisional (预估) until the official schedu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import chinese_calendar
 
 from mailbot.dates.provisional import provisional_days_off
 
-__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH"]
+__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH", "package_names", "package_schedule"]
 
 # where a year's schedule came from, as a person reads it
 SOURCES_ZH = {"rules": "规则文件（rules/calendar）", "loaded": "信用监管科录入的国务院通知",
@@ -25,6 +25,29 @@ SOURCES_ZH = {"rules": "规则文件（rules/calendar）", "loaded": "信用监�
 _PACKAGE_HOLIDAYS: frozenset[dt.date] = frozenset(chinese_calendar.holidays)
 _PACKAGE_WORKDAYS: frozenset[dt.date] = frozenset(chinese_calendar.workdays)
 _PACKAGE_YEARS = range(min(d.year for d in _PACKAGE_HOLIDAYS), max(d.year for d in _PACKAGE_HOLIDAYS) + 1)
+
+
+def package_schedule(year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]] | None:
+    """(days off, weekend days worked) of `year` as the chinese-calendar package has them; None
+    for a year it does not know."""
+    if year not in _PACKAGE_YEARS:
+        return None
+    return (frozenset(d for d in _PACKAGE_HOLIDAYS if d.year == year),
+            frozenset(d for d in _PACKAGE_WORKDAYS if d.year == year))
+
+
+def package_names(year: int) -> dict[dt.date, str]:
+    """The festival (in Chinese) each day off or weekend worked of `year` belongs to, as the
+    package has it; empty for a year it does not know."""
+    if year not in _PACKAGE_YEARS:
+        return {}
+    chinese = {h.value: h.chinese for h in chinese_calendar.Holiday}
+    out = {}
+    for day in sorted(d for d in _PACKAGE_HOLIDAYS | _PACKAGE_WORKDAYS if d.year == year):
+        name = chinese_calendar.get_holiday_detail(day)[1]
+        if name:
+            out[day] = chinese.get(name, name)
+    return out
 
 
 class CalendarGapError(LookupError):
@@ -48,7 +71,9 @@ class WorkCalendar:
 
     `overrides` (rules/calendar) and `loaded` (notices the credit section loaded) map a year to
     {"holidays": dates off, "workdays": weekend dates worked}; such a year is taken wholly from
-    there, not merged with the package. A year nobody published is provisional.
+    there, not merged with the package. A year nobody published is provisional. A notice loaded
+    while the program runs takes effect at once (`load`): the daemon's intake, duties and desk
+    share this one calendar.
     """
 
     def __init__(self, overrides: Mapping[int, Mapping[str, frozenset[dt.date]]] | None = None,
@@ -58,6 +83,20 @@ class WorkCalendar:
         self._loaded = {int(y): v for y, v in (loaded or {}).items()}
         self._provisional: dict[int, frozenset[dt.date]] = {}
         self.rules_dir = rules_dir
+
+    def load(self, year: int, days_off: Iterable[dt.date], workdays: Iterable[dt.date]) -> None:
+        """Make a loaded notice `year`'s schedule from now on, replacing one loaded before (a rules
+        file for that year still wins). A notice's 元旦 may begin on 31 December of the year
+        before: such a day is kept with the notice and counted as a day off."""
+        self._loaded[int(year)] = {"holidays": frozenset(days_off), "workdays": frozenset(workdays)}
+
+    def schedule(self, year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]]:
+        """(days off, weekend days worked) of `year` as this calendar uses them: the rules file's,
+        the loaded notice's, the package's, or the provisional statutory days (no weekend worked)."""
+        table = self._overrides.get(year) or self._loaded.get(year)
+        if table is not None:
+            return frozenset(table.get("holidays", ())), frozenset(table.get("workdays", ()))
+        return package_schedule(year) or (self._days_off(year), frozenset())
 
     def source(self, year: int) -> str:
         """'rules', 'loaded', 'package' or 'provisional': where `year`'s schedule comes from."""
@@ -96,6 +135,9 @@ class WorkCalendar:
         if isinstance(day, dt.datetime):
             day = day.date()
         year = day.year
+        if day.month == 12 and year + 1 not in self._overrides and \
+                day in self._loaded.get(year + 1, {}).get("holidays", ()):
+            return False                          # next year's 元旦 begins on 31 December
         table = self._overrides.get(year) or self._loaded.get(year)
         if table is not None:
             if day in table.get("workdays", ()):
@@ -110,6 +152,7 @@ class WorkCalendar:
                 return False
             return day.weekday() < 5
         return day.weekday() < 5 and day not in self._days_off(year)
+
     def add_workdays(self, start: dt.date, n: int) -> dt.date:
         """The n-th working day after `start` (start itself not counted); n=0: start if a working
         day, else the next one. Negative n counts backwards."""

@@ -8,5 +8,7 @@ commands.py  the mail commands: a command mail read into an action and its argum
 The mail commands, the web desk and the CLI call the same actions (`ACTIONS`).
 """
 from mailbot.desk.core import ACTIONS, Actor, Answer, Desk, Refused, audited
+from mailbot.desk import actions  # noqa: E402,F401 - every action registers itself in ACTIONS
+from mailbot.desk.holidays import load_holidays
 
-__all__ = ["ACTIONS", "Actor", "Answer", "Desk", "Refused", "audited"]
+__all__ = ["ACTIONS", "Actor", "Answer", "Desk", "Refused", "audited", "load_holidays"]

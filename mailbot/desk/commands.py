@@ -203,7 +203,6 @@ def execute(desk: Desk, actor: Actor, command: Command, incoming: Incoming, *, n
         return actions.help(desk, actor, now=now, ref=ref, problem=f"“{command.line}”：{command.error}")
     args = dict(command.args)
     if command.name == "holidays":
-        from mailbot.desk import holidays  # noqa: F401 - registers the action
         files = [(a.filename, a.content) for a in incoming.attachments if not a.inline]
         return ACTIONS["holidays"](desk, actor, args["year"], notice_text(incoming, command.line),
                                    attachments=files, now=now, ref=ref)

@@ -37,9 +37,10 @@ def calendar_gap_notice(today: dt.date, calendar: WorkCalendar, *,
     text = (f"{greeting(credit_section)}\n\n    mailbot尚未掌握{year}年的法定节假日和调休安排。{period_label(f'{year:04d}-01')}{since}"
             f"报送期限、提醒和\"双公示\"7个工作日的核算暂按法定节假日预估（未含调休），按工作日计算的期限可能与"
             f"正式安排相差一两天；相关回执、提醒和期限均注明“预估”（{provisional_words([year])}）。\n"
-            f"    国务院办公厅公布{year}年部分节假日安排的通知后，请系统管理员按 {path} 的格式（参见同目录下的 "
-            f"{year}.yaml.example 和 README.md）录入放假日期和调休上班日期，并运行 mailbot rules check 核对；"
-            f"录入后即以正式安排为准。\n    本提醒只发送一次；录入之前，系统状态（mailbot health）一直显示该年为预估。\n")
+            f"    国务院办公厅公布{year}年部分节假日安排的通知后，请将通知全文发送至本邮箱，主题写“节假日 {year}”"
+            f"（通知可粘贴在正文中，或以 .txt、.docx、.pdf 附件发送）；系统逐日回复读出的安排供核对，"
+            f"录入后即以正式安排为准。也可由系统管理员按 {path} 的格式（参见同目录下的 {year}.yaml.example 和 "
+            f"README.md）录入，并运行 mailbot rules check 核对。\n    本提醒只发送一次；录入之前，系统状态（mailbot health）一直显示该年为预估。\n")
     return year, subject, text + "\n".join(closing(credit_section, today, thanks=False)) + "\n"
 
 
