@@ -250,7 +250,7 @@ def test_loading_a_notice_makes_it_the_years_calendar_and_replies_day_by_day(bur
     assert cal.source(2027) == "provisional"
     answer = bureau.load(NOTICE_2027, ref="mail-1")
     assert answer.ok and answer.action == "holidays", answer.text
-    assert answer.text.startswith("信用监管科：\n")
+    assert answer.text.startswith("    已按邮件正文中")          # the body: the answer letter adds greeting and closing
     assert "已按邮件正文中的国务院办公厅关于2027年部分节假日安排的通知，录入2027年节假日安排：共放假28天（含其间的周末），" \
            "调休上班6天。" in answer.text
     assert "    2027年2月20日（星期六）  调休上班" in answer.text and "    2027年10月7日（星期四）  放假" in answer.text
