@@ -415,6 +415,8 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
             verdict = _apply_reply_cap(verdict, incoming, intake, store, now)
             stage = "reply"
             outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
+            if verdict.outcome is Outcome.QUARANTINED:
+                outbox = _with_desk_notice(outbox, verdict, incoming, intake, received_at, now)
         stage = "store"
         failpoint("before-record")
         result = store.record(incoming=incoming, raw_sha256=sha, received_at=received_at, source=source,
@@ -459,6 +461,28 @@ def _run_command(verdict: Verdict, incoming: Incoming, intake: Intake, desk: Any
         return [OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
                              mail_message_id=letter.message_id, raw=letter.raw)]
     return verdict, ran, outbox
+
+
+def _with_desk_notice(outbox: Callable[..., list[Any]], verdict: Verdict, incoming: Incoming, intake: Intake,
+                      received_at: dt.datetime, now: dt.datetime) -> Callable[..., list[Any]]:
+    """A message waiting for a person: the credit section is told, with the commands that settle
+    it (whatever the cap did to the sender's notice)."""
+    from mailbot.writing.desk import waiting_notice
+    credit = intake.addresses_of(intake.credit_section) if intake.credit_section else ()
+    if not credit:
+        return outbox
+
+    def both(receipt_no: str, replaced: Sequence[Replaced] = ()) -> list[Any]:
+        letter = waiting_notice(receipt_no=receipt_no, from_addr=incoming.from_addr or "（无发件地址）",
+                                subject=incoming.subject, received_at=received_at, guess=verdict.section,
+                                problems=[p.message for p in verdict.problems if p.is_error] or ["发件人的身份无法确认"],
+                                files=list(dict.fromkeys(i.filename for i in verdict.items)), to=credit,
+                                credit_section=intake.credit_section, mailbox_address=intake.mailbox_address,
+                                mailbox_name=intake.mailbox_name, now=now)
+        return [*outbox(receipt_no, replaced),
+                OutgoingMail(kind=letter.kind, recipients=letter.recipients, subject=letter.subject,
+                             mail_message_id=letter.message_id, raw=letter.raw, dedupe_key=f"desk:{receipt_no}")]
+    return both
 
 
 def _forward_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, store: IntakeStore, now: dt.datetime,

@@ -164,7 +164,7 @@ def test_confirm_settles_the_quarantined_message_and_a_second_confirm_says_so(ca
 
 def test_replying_to_the_quarantine_notice_confirms_it_without_the_number(capsys, cfg, tmp_path, quarantined):
     no = quarantined["receipt_no"]
-    notice = next(o for o in outbox(capsys, cfg) if o["kind"] == "quarantine_notice")
+    notice = next(o for o in outbox(capsys, cfg) if o["kind"] == "quarantine_notice" and o["to"] == [CREDIT])
     [r] = ingest(capsys, cfg, mail(tmp_path, CREDIT, f"回复：{notice['subject']}", "确认 政策法规科\n\n> 原通知……",
                                    in_reply_to=notice["message_id"].strip("<>")))
     assert (r["command"], r["ok"]) == ("confirm", True) and no in r["reason"]
@@ -313,6 +313,8 @@ def test_a_persons_reply_goes_to_the_credit_section_and_its_sender_is_told_once(
     assert "第3项台账的日期填错了" in text and "系统原邮件" in text and r["receipt_no"] in text
     acks = [o for o in mails if o["subject"].startswith("【已转人工】")]
     assert len(acks) == 1 and acks[0]["to"] == [FAGUI]                    # once per thread
+    listed = [json.loads(line) for line in _cli(capsys, cfg, "quarantine", "list", "--json").splitlines()]
+    assert [x["kind"] for x in listed] == ["forwarded", "forwarded"] and listed[0]["from"] == FAGUI
 
 
 # ---------------------------------------------------------------- through the mailbox
@@ -343,3 +345,12 @@ def test_commands_through_poll_once_against_dovecot(tmp_path, dovecot, smtp_rela
     assert any(s.startswith("【回执】" + held.receipt_no) for s in subjects)    # Cc of the confirmed receipt
     assert not any("催报" in s for s in subjects if s.startswith("【指令"))     # not the section's to give
     assert "已办指令" in dovecot.folders(BOT)
+
+
+def test_the_credit_section_is_told_of_a_waiting_message_with_the_commands_that_settle_it(capsys, cfg, quarantined):
+    no = quarantined["receipt_no"]
+    notice = raw_of(cfg, f"{no}.desk@cqscjg.example.cn")
+    assert notice["To"] == CREDIT and str(notice["Subject"]).startswith(f"【待确认】{no}")
+    text = notice.get_body(("plain",)).get_content()
+    assert "zhangwei_1988@163.com" in text and "系统推测为政策法规科的报送" in text
+    assert "确认 政策法规科" in text and f"确认 {no} 政策法规科" in text and "退回 原因" in text and "忽略 原因" in text

@@ -337,9 +337,11 @@ def test_a_vacation_reply_to_a_rejection_gets_no_answer(sqlite_config, capsys, t
         p.write_bytes(raw.encode("utf-8"))
         replies.append(p)
     results = ingest(capsys, sqlite_config, *replies)
-    assert [r["outcome"] for r in results] == ["ignored"] * 3
-    assert all(r["reply"] is None for r in results)
-    assert "answers mailbot's letter" in results[0]["reason"] and "receipt" in results[2]["reason"]
+    # the machines get nothing; the person's words go to a person of the credit section
+    assert [r["outcome"] for r in results] == ["ignored", "ignored", "forwarded"]
+    assert results[0]["reply"] is None and results[1]["reply"] is None
+    assert "absence reply" in results[0]["reason"] and "receipt" in results[2]["reason"]
+    assert results[2]["reply"]["subject"].startswith("【已转人工】")
 
 
 def test_outbox_list_shows_every_letter_and_what_the_cap_withheld(sqlite_config, capsys, tmp_path):

@@ -391,9 +391,12 @@ def cmd_quarantine_list(args) -> int:
     store = _open_store(config)
     held = store.messages(limit=10_000, outcome="quarantined")
     failures = store.failures()
+    # people's replies passed to the credit section (answered by a person, by mail): listed, not waiting
+    since = dt.datetime.now(_tz(config)) - dt.timedelta(days=30)
+    replies = [m for m in store.messages(limit=200, outcome="forwarded") if m.received_at >= since]
     if args.json:
-        for m in held:
-            print(json.dumps({"kind": "quarantined", "receipt_no": m.receipt_no, "from": m.from_addr,
+        for m in held + replies:
+            print(json.dumps({"kind": m.outcome, "receipt_no": m.receipt_no, "from": m.from_addr,
                               "subject": m.subject, "section": m.section, "reason": m.reason,
                               "received_at": iso(m.received_at)}, ensure_ascii=False))
         for f in failures:
@@ -405,7 +408,11 @@ def cmd_quarantine_list(args) -> int:
               f"    guess: {m.section or '-'}; {m.reason}")
     for f in failures:
         print(f"failure #{f.id}  stage {f.stage}  {f.source}\n    {f.error}")
-    print(f"{len(held)} message(s) waiting for a section to be confirmed, {len(failures)} crashed message(s)")
+    for m in replies:
+        print(f"{m.receipt_no}  {bureau_time(m.received_at):%Y-%m-%d %H:%M} (Beijing)  {m.from_addr}  {m.subject}\n"
+              f"    a person's reply, passed to the credit section by mail ({m.section or 'unregistered'})")
+    print(f"{len(held)} message(s) waiting for a section to be confirmed, {len(failures)} crashed message(s)"
+          + (f"; {len(replies)} reply(ies) passed to the credit section in the last 30 days" if replies else ""))
     return 0
 
 

@@ -18,7 +18,7 @@ from mailbot.writing.common import Letter, TABLE_MARK, closing, greeting, make_m
 from mailbot.writing.vocabulary import STATE_MEANINGS, STATE_WORDS
 
 __all__ = ["help_lines", "answer_letter", "matrix_table", "matrix_lines", "section_lines",
-           "forward_to_credit", "forward_ack", "closed_letter"]
+           "forward_to_credit", "forward_ack", "closed_letter", "waiting_notice"]
 
 # the colours of the one vocabulary's states in a table (words are always there too)
 _COLOURS = {"on_time": "#e2f0d9", "late": "#fff2cc", "rejected": "#f4dcf4", "reused": "#f4dcf4",
@@ -203,3 +203,28 @@ def closed_letter(*, to: Sequence[str], section: str | None, subject: str, recei
                        plain="\n".join(lines) + "\n", message_id=message_id, now=now,
                        in_reply_to=message_id_in or None)
     return Letter("rejection", tuple(to), reply_subject, message_id, raw)
+
+
+def waiting_notice(*, receipt_no: str, from_addr: str, subject: str, received_at: dt.datetime, guess: str | None,
+                   problems: Sequence[str], files: Sequence[str], to: Sequence[str], credit_section: str,
+                   mailbox_address: str, mailbox_name: str, now: dt.datetime) -> Letter:
+    """To the credit section: a message waits for a person, why, and the commands that settle it."""
+    example = guess or "科室名称"
+    lines = [greeting(credit_section), "",
+             f"    {zh_time(received_at)}收到{from_addr}的邮件《{subject or '（无主题）'}》（回执编号{receipt_no}），"
+             "需要人工确认后才能处理：", *(f"      {p}" for p in problems)]
+    if guess:
+        lines.append(f"    系统推测为{guess}的报送。")
+    if files:
+        lines += ["    附件：" + "、".join(files)]
+    lines += ["", "    处理方式：直接回复本邮件，在正文第一行写以下指令之一（也可另发邮件，以指令为主题并写明回执编号）：",
+              f"      确认 {example}　—　确认为该科室的报送，校验后按本回执编号回复发件人，并抄送该科室",
+              "      退回 原因　—　不予受理，并向发件人说明原因",
+              "      忽略 原因　—　不予受理，不回复发件人",
+              f"    例如：确认 {example}；或另发主题为“确认 {receipt_no} {example}”的邮件。",
+              *closing(mailbox_name, now, thanks=False)]
+    reply_subject = safe_header(f"【待确认】{receipt_no} {from_addr}：{subject or '（无主题）'}")
+    message_id = f"{receipt_no}.desk@{mail_domain(mailbox_address)}"
+    raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=list(to), subject=reply_subject,
+                       plain="\n".join(lines) + "\n", message_id=message_id, now=now, auto_submitted="auto-generated")
+    return Letter("quarantine_notice", tuple(to), reply_subject, message_id, raw)
