@@ -74,3 +74,21 @@ def test_the_example_shows_every_key_of_the_schema():
     missing = [k for k in SCHEMA if not re.search(rf"^#?\s*{k}:", text, re.M)]
     missing += [f"imap/smtp.{k}" for k in _SERVER_KEYS if not re.search(rf"^#?\s+{k}:", text, re.M)]
     assert missing == []
+
+
+def test_section_heads_and_bulletin_are_checked():
+    from mailbot.app.config import BulletinSettings, check_sections_against_rules
+    c = config_from_mapping(GOOD)
+    assert c.section_heads == {} and c.bulletin == BulletinSettings(True, 1)
+    c = config_from_mapping(dict(GOOD, section_heads={"政策法规科": "Head@Example.cn", "无此科": "x@example.cn"},
+                                 bulletin={"enabled": False, "workdays_after_last_deadline": 2}), "c.yaml")
+    assert c.section_heads["政策法规科"] == "head@example.cn" and c.bulletin == BulletinSettings(False, 2)
+    assert check_sections_against_rules(c, {"信用监管科", "政策法规科"}) == [
+        "c.yaml: section_heads.无此科: no such section in rules/sections.yaml"]
+    bad = dict(GOOD, section_heads={"政策法规科": "nope"}, bulletin={"enabled": "yes", "workdays_after_last_deadline": 0,
+                                                                  "when": 1})
+    with pytest.raises(ConfigError) as e:
+        config_from_mapping(bad, "c.yaml")
+    for key in ("section_heads.政策法规科:", "bulletin.enabled: expected true or false",
+                "bulletin.workdays_after_last_deadline: must be greater than 0", "bulletin.when: unknown key"):
+        assert f"c.yaml: {key}" in str(e.value), key

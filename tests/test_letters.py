@@ -153,3 +153,39 @@ def test_a_rejection_of_a_reused_file_names_the_earlier_receipt(rules):
     assert "受理结果：未受理" in text and "需修改后重新报送的材料（1项）" in text
     assert "与2026年10月已报送并受理的材料（回执编号XY20261020-00007）完全相同" in text and "不予受理" in text
     assert "重复材料不计数：" not in text
+
+
+# ---------------------------------------------------------------- the 调度通报 and the escalation notice
+
+def test_the_bulletin_and_the_escalation_speak_the_one_vocabulary(rules):
+    import re
+
+    from mailbot.duties.status import Cell
+    from mailbot.writing.bulletin import bulletin_text, escalation_text, on_time_rate
+    from mailbot.writing.vocabulary import STATE_WORDS
+
+    due = dt.date(2026, 11, 25)
+    a, b = rules.sections[0].id, rules.sections[1].id
+    cells = [Cell(a, 1, "2026-11", "on_time", NOW, "XY1", due), Cell(a, 2, "2026-11", "late", NOW, "XY2", due),
+             Cell(b, 1, "2026-11", "rejected", None, "XY20261119-00003", due), Cell(b, 2, "2026-11", "missing", None, None, due),
+             Cell(b, 3, "2026-11", "not_applicable")]
+    rate = on_time_rate(cells)
+    assert (rate.on_time, rate.due, rate.percent) == (1, 4, "25.0%") and on_time_rate([]).percent == "—"
+    subject, text = bulletin_text(rules, "2026-11", cells, NOW, mailbox_address="xyjgk@x.cn", unaddressed=[b])
+    assert subject == "【调度通报】2026年11月各科室信用监测材料报送情况"
+    assert "2个科室2026年11月应报送4项材料，其中按时报送1项，逾期报送1项，已退回待重报1项，未报送1项。" in text
+    assert "按时报送率为25.0%（按时报送1项／已到报送时限4项）。" in text
+    assert f"  {a}：按时报送：任务1；逾期报送：任务2" in text
+    assert (f"  {b}：任务1（{rules.task(1).title}），报送时限2026年11月25日（星期三），已退回待重报"
+            "（回执XY20261119-00003未通过校验，尚未重新报送）") in text
+    assert f"（{b}未登记邮箱，未能收到本通报，请信用监管科另行转达。）" in text
+    # a state is only ever said in the one vocabulary's words, never by its id
+    assert not re.search(r"on_time|late|rejected|missing|not_due|not_applicable", text)
+    words = set(re.findall("|".join(STATE_WORDS.values()), text))
+    assert words == {"按时报送", "逾期报送", "已退回待重报", "未报送"}
+
+    subject, text = escalation_text(b, [(cells[3], 4)], rules, NOW, round_no=3, has_head=True)
+    assert subject == f"【逾期督办】{b}2026年11月信用监测材料逾期未报（1项）（第3次）"
+    assert text.startswith(f"{b}负责人、{b}：\n") and "这是第3次督办通知。" in text and "已逾期4个工作日；当前状态：未报送" in text
+    with pytest.raises(ValueError):
+        escalation_text(b, [], rules, NOW, round_no=1, has_head=False)

@@ -13,7 +13,11 @@ October is in for every section (sent on 20 October). In November:
   correctly on the 23rd (on time, after one reminder);
 - 个私服务中心: tasks 1, 2 on the 18th, task 6 (due the 30th) on the 27th after two reminders;
 - 信用监管科 (the credit section itself): everything on the 26th, a day late for the 25th;
-- 办公室: nothing (reminders on the 25th, 27th and 30th, overdue notices on 1 and 3 December).
+- 办公室: nothing (reminders on the 25th, 27th and 30th, overdue notices on 1 and 3 December, then
+  escalation to its head, HEADS, on 4 and 11 December: 3 working days have passed, then weekly).
+
+The 调度通报 of October goes to every section on 2 November, November's on 1 December (the
+working day after each month's last deadline, with the package).
 
 Deadlines: the 25th (Wednesday) and the 30th (Monday); reminders 3 and 1 working days before and
 on the morning of the deadline, overdue notices 1 and 3 working days after, at 09:00 (rules/
@@ -64,7 +68,8 @@ BOT = "xyjgk@cqscjg.example.cn"
 EXAMPLE = yaml.safe_load((ROOT / "config.example.yaml").read_text(encoding="utf-8"))
 ADDR = {section: addrs[0] for section, addrs in EXAMPLE["sections"].items()}
 CREDIT = ADDR["信用监管科"]
-JOB_KINDS = ("reminder", "overdue", "digest", "package")
+JOB_KINDS = ("reminder", "overdue", "digest", "package", "bulletin", "escalation")
+HEADS = {"办公室": "bgs.head@cqscjg.example.cn"}      # only 办公室's head is registered
 
 
 def bj(month, day, hour=9, minute=0, year=2026):
@@ -146,8 +151,8 @@ class Clock:
 
 
 def deployment(tmp_path: Path, database: str, relay=None, **changes):
-    """A Config like config.example.yaml's, in tmp_path, sending through `relay`."""
-    data = {**EXAMPLE, "storage": str(tmp_path / "storage"), "database": database, "rules": str(ROOT / "rules"), **changes}
+    """A Config like config.example.yaml's (with HEADS as its section_heads), in tmp_path, sending through `relay`."""
+    data = {**EXAMPLE, "section_heads": HEADS, "storage": str(tmp_path / "storage"), "database": database, "rules": str(ROOT / "rules"), **changes}
     if relay is not None:
         data["smtp"] = {"host": relay.host, "port": relay.port, "security": "plain"}
     path = tmp_path / "config.yaml"
@@ -207,10 +212,24 @@ def _reminder(section, n, due_day, when):
             f"【报送提醒】{section}2026年11月信用监测材料尚有{n}项未报送（11月{due_day}日截止）", K("reminder", section, when))
 
 
+# every section's addresses in To (rules order), the credit section's in Cc
+EVERYONE = tuple(a for s, addrs in EXAMPLE["sections"].items() if s != "信用监管科" for a in addrs) + (CREDIT,)
+
+
+def _bulletin(month):
+    return ("bulletin", EVERYONE, f"【调度通报】2026年{month}月各科室信用监测材料报送情况", f"bulletin:2026-{month:02d}")
+
+
+def _escalation(day, suffix=""):
+    return ("escalation", (HEADS["办公室"], ADDR["办公室"], CREDIT), f"【逾期督办】办公室2026年11月信用监测材料逾期未报（1项）{suffix}",
+            f"escalation:办公室:2026-11:2026-12-{day:02d}")
+
+
 EXPECTED = [
     ("digest", (CREDIT,), "【全部报送】2026年10月各科室信用监测材料已全部报送", "complete:2026-10"),    # 1 Nov 08:00
     WARN,                                                                                                   # 1 Nov 09:00
     ("package", (CREDIT,), "【月度汇总】2026年10月信用状况监测分析报送材料汇总", "package:2026-10"),   # 2 Nov 09:00
+    _bulletin(10),
     _digest(19),
     _reminder("信用监管科", 5, 25, bj(11, 20)),
     _reminder("食品流通科", 1, 25, bj(11, 20)),
@@ -232,11 +251,14 @@ EXPECTED = [
     ("overdue", (ADDR["办公室"], CREDIT), "【逾期未报】办公室2026年11月信用监测材料已超过报送时限（1项）",
      K("overdue", "办公室", bj(12, 1))),
     ("package", (CREDIT,), "【月度汇总】2026年11月信用状况监测分析报送材料汇总", "package:2026-11"),
+    _bulletin(11),
     ("overdue", (ADDR["办公室"], CREDIT), "【逾期未报】办公室2026年11月信用监测材料已超过报送时限（1项）",
      K("overdue", "办公室", bj(12, 3))),
+    _escalation(4),                                                                # 3 working days have passed
+    _escalation(11, "（第2次）"),                                                   # a week on
 ]
 
-START, END = bj(11, 1, 0), bj(12, 4, 23, 59)
+START, END = bj(11, 1, 0), bj(12, 11, 23, 59)
 
 
 def _parsed(raw: bytes):
@@ -288,6 +310,7 @@ def test_a_simulated_month_sends_exactly_the_expected_mail_once(tmp_path, databa
 
     _check_letters(boxes, got, rules_dir)
     _check_package(config, boxes, got)
+    _check_bulletin_and_escalation(boxes, got, rules_dir)
 
     # the same month again, by a restarted daemon: nothing more is queued, nothing more is sent
     rows, sent = len(daemon.store.outbox(limit=10_000)), len(smtp_relay.received)
@@ -304,7 +327,7 @@ def _check_letters(boxes, got, rules_dir) -> None:
     by_key = {o.dedupe_key: o for o in got}
 
     # 办公室: three reminders, two overdue notices, each with its template for November
-    office = [m for mid, m in boxes[ADDR["办公室"]].items() if mid.startswith("mailbot.")]
+    office = [m for mid, m in boxes[ADDR["办公室"]].items() if mid.startswith(("mailbot.reminder.", "mailbot.overdue."))]
     assert [str(m["Subject"])[:6] for m in office] == ["【报送提醒】", "【报送提醒】", "【今日截止】", "【逾期未报】", "【逾期未报】"]
     for m in office:
         assert m["Auto-Submitted"] == "auto-generated" and m["From"].addresses[0].addr_spec == BOT
@@ -374,3 +397,31 @@ def _check_package(config, boxes, got) -> None:
     assert not any(n.startswith("办公室/") for n in names)
     text = _text(m)
     assert "未报送：办公室 任务9。" in text and "请审核后报送区发改局" in text
+
+
+def _check_bulletin_and_escalation(boxes, got, rules_dir) -> None:
+    rules = load_rules(rules_dir)
+    by_key = {o.dedupe_key: o for o in got}
+    mid = by_key["bulletin:2026-11"].mail_message_id
+    for address in EVERYONE:                                       # every section has it, once (_inbox)
+        assert mid in boxes[address]
+    m = boxes[CREDIT][mid]
+    assert [a.addr_spec for a in m["Cc"].addresses] == [CREDIT] and CREDIT not in str(m["To"])
+    text = _text(m)
+    assert text.startswith("各科室：\n") and "（截至2026年12月1日（星期二）09:00）" in text
+    assert "11个科室2026年11月应报送37项材料，其中按时报送31项，逾期报送5项，未报送1项。" in text
+    assert "按时报送率为83.8%（按时报送31项／已到报送时限37项）。" in text
+    assert "  信用监管科：按时报送：任务9；逾期报送：任务1、任务2、任务4、任务8、任务11" in text
+    assert "  办公室：未报送：任务9" in text
+    assert f"三、尚未报送的材料（1个科室，1项）\n  办公室：任务9（{rules.task(9).title}），报送时限2026年11月30日（星期一），未报送" in text
+    october = _text(boxes[ADDR["办公室"]][by_key["bulletin:2026-10"].mail_message_id])
+    assert "按时报送率为100.0%" in october and "三、尚未报送的材料（0个科室，0项）\n  无。" in october
+
+    first, second = (boxes[HEADS["办公室"]][by_key[f"escalation:办公室:2026-11:2026-12-{d:02d}"].mail_message_id] for d in (4, 11))
+    assert [a.addr_spec for a in first["To"].addresses] == [HEADS["办公室"], ADDR["办公室"]]
+    assert [a.addr_spec for a in first["Cc"].addresses] == [CREDIT]
+    text = _text(first)
+    assert text.startswith("办公室负责人、办公室：\n") and "截至2026年12月4日（星期五）09:00仍未收到办公室报送" in text
+    assert f"  1. 任务9（{rules.task(9).title}）\n     报送时限2026年11月30日（星期一），已逾期4个工作日；当前状态：未报送" in text
+    assert "第2次" not in text and "负责人的邮箱尚未" not in text
+    assert "这是第2次督办通知。" in _text(second) and "已逾期9个工作日" in _text(second)

@@ -3,6 +3,7 @@ and the office's edges with a fake clock: a section with no address, a daemon do
 the package's catch-up, the scheduler's jobs and their catch-up, the new reminder settings."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -17,6 +18,7 @@ import pytest
 
 from mailbot.app import cli
 from mailbot.app import jobs
+from mailbot.app.config import BulletinSettings
 from mailbot.app.daemon import Daemon
 from mailbot.duties.office import Office
 from mailbot.duties.package import SCORE_SHEET, STATUS_SHEET, evidence_zip_filename, package_filename
@@ -26,7 +28,8 @@ from mailbot.dates.zone import bureau_zone
 BEIJING = bureau_zone()
 
 from conftest import ROOT
-from test_month import ADDR, CREDIT, EXAMPLE, EXPECTED, Clock, bj, deployment, job_mail, month_mail, run  # noqa: F401
+from test_month import (ADDR, CREDIT, END, EXAMPLE, EXPECTED, HEADS, Clock, bj, deployment, job_mail,  # noqa: F401
+                        message, month_mail, run, workbook)
 from test_pipeline import ingest, write_config
 
 pytest_plugins = ["mailservers"]
@@ -356,7 +359,7 @@ def test_daemon_down_then_back_sends_the_latest_reminder_once(tmp_path, month_ma
     clock.now = bj(11, 25, 12)
     for job_id, _, _ in jobs.schedule(daemon.rules):
         jobs.JOBS[job_id](daemon)
-    run(daemon, clock, november, bj(11, 25, 12, 1), bj(12, 4, 23, 59), deliver=False)
+    run(daemon, clock, november, bj(11, 25, 12, 1), END, deliver=False)
     got = [(o.kind, o.recipients, o.subject, o.dedupe_key) for o in job_mail(daemon.store)]
     missed = {"digest:2026-11-23", "digest:2026-11-24",
               "reminder:信用监管科:2026-11-24T09:00"}
@@ -387,6 +390,112 @@ def test_package_catch_up_within_the_grace_only(tmp_path, month_mail):
     before = (folder / package_filename("2026-10")).read_bytes()
     [again] = office.scheduled_packages(bj(11, 9, 17))
     assert not again.created and (folder / package_filename("2026-10")).read_bytes() == before
+
+
+def _rows(store) -> list[tuple]:
+    return [(o.kind, o.recipients, o.subject, o.dedupe_key) for o in job_mail(store)]
+
+
+def test_bulletin_and_escalation_once_each_across_a_restart(tmp_path, month_mail):
+    """Up until 08:59 on 1 December, down until 12:00 on the 4th (the bulletin's day and the first
+    escalation's time missed), back as a new daemon over the same database: each is queued once
+    when it comes back, the next week's escalation at its time; a third daemon running the same
+    days again queues nothing."""
+    config, _ = deployment(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    october, november = month_mail
+    clock = Clock(bj(10, 20))
+    daemon = Daemon(config, clock=clock)
+    run(daemon, clock, october, bj(10, 20, 0), bj(10, 20, 23), with_jobs=False, deliver=False)
+    run(daemon, clock, november, bj(11, 1, 0), bj(12, 1, 8, 59), deliver=False)
+    clock = Clock(bj(12, 4, 12))
+    back = Daemon(config, clock=clock)                          # the restart: a new daemon, the same store
+    for job_id, _, _ in jobs.schedule(back.rules):              # the missed runs, once each (jobs.register)
+        jobs.JOBS[job_id](back)
+    run(back, clock, [], bj(12, 4, 12, 1), END, deliver=False)
+    by_key = {e[3]: e for e in EXPECTED}
+    before = EXPECTED[:next(i for i, e in enumerate(EXPECTED) if e[3] == "digest:2026-11-30") + 1]
+    # on return: the latest overdue notice (3 December's), the package, the bulletin, the first escalation
+    returned = ["overdue:办公室:2026-12-03T09:00", "package:2026-11", "bulletin:2026-11",
+                "escalation:办公室:2026-11:2026-12-04", "escalation:办公室:2026-11:2026-12-11"]
+    assert _rows(back.store) == before + [by_key[k] for k in returned]
+    clock = Clock(bj(12, 4, 12))
+    again = Daemon(config, clock=clock)
+    for job_id, _, _ in jobs.schedule(again.rules):
+        jobs.JOBS[job_id](again)
+    run(again, clock, [], bj(12, 4, 12, 1), END, deliver=False)
+    assert _rows(again.store) == before + [by_key[k] for k in returned]
+
+
+def test_escalation_stops_when_the_item_arrives_or_the_month_is_closed(tmp_path, month_mail, rules_dir):
+    """办公室 (its head registered) sends task 9 on 15 December; 财务科 (no head registered) sends
+    nothing for November, until the credit section closes the month on Monday 21 December."""
+    config, _ = deployment(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    october, november = month_mail
+    rules = load_rules(rules_dir)
+    late = bj(12, 15, 10)
+    mail = [m for m in november if ADDR["财务科"].encode() not in m[1]]
+    mail.append((late, message("办公室", "2026-11", workbook(rules, "办公室", "2026-11"), late)))
+    clock = Clock(bj(10, 20))
+    daemon = Daemon(config, clock=clock)
+    run(daemon, clock, october + mail, bj(10, 20, 0), bj(12, 31), with_jobs=False, deliver=False)
+    office = Office.of(daemon)
+    assert office.escalation_start(dt.date(2026, 11, 30)) == dt.date(2026, 12, 4)
+    assert office.escalations(bj(12, 3, 9)) == [] and office.escalations(bj(12, 4, 8, 59)) == []
+    first = office.escalations(bj(12, 4, 9))
+    assert [(s.dedupe_key, s.recipients, s.created) for s in first] == [
+        ("escalation:办公室:2026-11:2026-12-04", (HEADS["办公室"], ADDR["办公室"], CREDIT), True),
+        ("escalation:财务科:2026-11:2026-12-04", (ADDR["财务科"], CREDIT), True)]
+    assert [s.created for s in office.escalations(bj(12, 7, 9))] == [False, False]   # the same week: not again
+    texts = {o.dedupe_key: email.message_from_bytes(o.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+             for o in daemon.store.outbox(limit=1000) if o.kind == "escalation"}
+    text = texts["escalation:财务科:2026-11:2026-12-04"]
+    assert text.startswith("财务科：\n") and "财务科负责人的邮箱尚未在系统中登记，本通知发送至科室报送邮箱，请转呈科室负责人。" in text
+    assert [s.dedupe_key for s in office.escalations(bj(12, 11, 9))] == [
+        "escalation:办公室:2026-11:2026-12-11", "escalation:财务科:2026-11:2026-12-11"]
+    # 办公室's answer came on the 15th: only 财务科 is chased on the 18th
+    assert [s.dedupe_key for s in office.escalations(bj(12, 18, 9))] == ["escalation:财务科:2026-11:2026-12-18"]
+    assert daemon.store.close_period("2026-11", closed_by=CREDIT, now=bj(12, 21, 10))
+    # as it stood before the closing (a view as of `now`): the 18th's notice, queued before
+    assert [(s.dedupe_key, s.created) for s in office.escalations(bj(12, 21, 9, 30))] == [
+        ("escalation:财务科:2026-11:2026-12-18", False)]
+    assert office.escalations_due(bj(12, 25, 9)) == [] and office.escalations(bj(12, 28, 9)) == []
+    # a section with no address at all: the credit section gets the notice and is asked to tell it
+    bare = Office(dataclasses.replace(config, sections={k: v for k, v in config.sections.items() if k != "财务科"}),
+                  daemon.rules, daemon.store, office.calendar)
+    [due] = [e for e in bare.escalations_due(bj(12, 11, 9)) if e.section == "财务科"]
+    mail = bare.escalation_mail(due, bj(12, 11, 9))
+    assert mail.recipients == (CREDIT,)
+    text = email.message_from_bytes(mail.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert text.startswith("信用监管科：\n") and "财务科在系统中没有登记邮箱，本通知未能发送给该科室，请信用监管科另行通知。" in text
+
+
+def test_the_bulletin_on_request_off_and_later(tmp_path, month_mail):
+    config, _ = deployment(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    october, november = month_mail
+    clock = Clock(bj(10, 20))
+    daemon = Daemon(config, clock=clock)
+    run(daemon, clock, october + november, bj(10, 20, 0), bj(12, 31), with_jobs=False, deliver=False)
+    office = Office.of(daemon)
+    assert office.bulletin_day("2026-11") == office.package_day("2026-11") == dt.date(2026, 12, 1)
+    assert office.scheduled_bulletins(bj(12, 1, 8, 59)) == []
+    [sent] = office.scheduled_bulletins(bj(12, 1, 9))
+    assert sent.created and sent.kind == "bulletin" and sent.dedupe_key == "bulletin:2026-11"
+    assert [s.created for s in office.scheduled_bulletins(bj(12, 2, 9))] == [False]
+    # the credit section's 通报 command: its own mail under its own key, even though the month's went
+    [asked] = office.bulletin("2026-11", bj(12, 2, 15), key="command:XY20261202-00001")
+    assert asked.created and asked.dedupe_key == "command:XY20261202-00001" and asked.recipients == sent.recipients
+    assert not office.bulletin("2026-11", bj(12, 2, 16), key="command:XY20261202-00001")[0].created
+    # September: nothing was collected (no submission, no tracking_since), so no bulletin on 8 October
+    assert office.scheduled_bulletins(bj(10, 8, 9)) == []
+    # off: nothing scheduled; later: 2 working days after the last deadline
+    off = Office(dataclasses.replace(config, bulletin=BulletinSettings(enabled=False)), daemon.rules, daemon.store,
+                 office.calendar)
+    assert off.scheduled_bulletins(bj(11, 2, 9)) == []
+    later = Office(dataclasses.replace(config, bulletin=BulletinSettings(workdays_after_last_deadline=2)), daemon.rules,
+                   daemon.store, office.calendar)
+    assert later.bulletin_day("2026-10") == dt.date(2026, 11, 3)
+    assert later.scheduled_bulletins(bj(11, 2, 9)) == []
+    assert [s.dedupe_key for s in later.scheduled_bulletins(bj(11, 3, 9))] == ["bulletin:2026-10"]
 
 
 # ---------------------------------------------------------------- the scheduler
@@ -442,20 +551,23 @@ def test_every_firing_is_logged(tmp_path, caplog):
 def test_new_reminder_settings_are_read_and_checked(rules_dir, tmp_path):
     rules = load_rules(rules_dir)
     assert rules.reminders["on_due_day"] is True and rules.reminders["overdue_grace_workdays"] == 5
-    assert rules.reminders["monthly_due_shift"] == "none"
+    assert rules.reminders["monthly_due_shift"] == "none" and rules.reminders["escalate_after_workdays"] == 3
     root = tmp_path / "rules"
     shutil.copytree(rules_dir, root)
     settings = root / "settings.yaml"
     text = settings.read_text(encoding="utf-8")
     text = (text.replace("on_due_day: true", "on_due_day: maybe")
                 .replace("overdue_grace_workdays: 5", "overdue_grace_workdays: -1")
+                .replace("escalate_after_workdays: 3", "escalate_after_workdays: many")
                 .replace("monthly_due_shift: none", "monthly_due_shift: later"))
     settings.write_text(text, encoding="utf-8")
     issues = [(i.file.rsplit("/", 1)[-1], i.line, i.message) for i in check_rules(root)]
-    lines_of = {k: n + 1 for n, line in enumerate(text.splitlines()) for k in ("on_due_day", "overdue_grace", "monthly_due")
-                if line.strip().startswith(k)}
+    lines_of = {k: n + 1 for n, line in enumerate(text.splitlines())
+                for k in ("on_due_day", "overdue_grace", "monthly_due", "escalate_after") if line.strip().startswith(k)}
     assert ("settings.yaml", lines_of["on_due_day"], "reminders: on_due_day must be true or false, found 'maybe'") in issues
     assert any(f == "settings.yaml" and n == lines_of["overdue_grace"] and "0..60" in m for f, n, m in issues)
+    assert any(f == "settings.yaml" and n == lines_of["escalate_after"] and "escalate_after_workdays" in m
+               for f, n, m in issues)
     assert any(f == "settings.yaml" and n == lines_of["monthly_due"] and "previous_workday" in m for f, n, m in issues)
 
 

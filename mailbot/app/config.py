@@ -15,7 +15,8 @@ import yaml
 
 from mailbot.model import Authentication
 
-__all__ = ["ConfigError", "Config", "MailServer", "load_config", "config_from_mapping", "SCHEMA", "PROJECT_ROOT"]
+__all__ = ["ConfigError", "Config", "MailServer", "BulletinSettings", "load_config", "config_from_mapping", "SCHEMA",
+           "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -43,6 +44,14 @@ class MailServer:
 
 
 @dataclass(frozen=True)
+class BulletinSettings:
+    """The monthly 调度通报 to every section: sent at all, and how many working days after the
+    month's last deadline (1: the working day after it, the package's day)."""
+    enabled: bool = True
+    workdays_after_last_deadline: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     file: str
     mailbox_address: str
@@ -65,6 +74,8 @@ class Config:
     max_silence: int = 900
     tracking_since: str | None = None
     authentication: Authentication | None = None
+    section_heads: dict[str, str] = field(default_factory=dict)
+    bulletin: BulletinSettings = BulletinSettings()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def section_of_address(self, address: str) -> str | None:
@@ -184,6 +195,34 @@ def _sections(v, key, issues):
     return out
 
 
+def _section_heads(v, key, issues):
+    if not isinstance(v, dict):
+        issues.append(f"{key}: expected a mapping from section id to the head's address")
+        return {}
+    out: dict[str, str] = {}
+    for sid, addr in v.items():
+        a = _address(addr, f"{key}.{sid}", issues)
+        if a is not None:
+            out[str(sid)] = _bare_address(a)
+    return out
+
+
+_BULLETIN_KEYS = {"enabled": _bool, "workdays_after_last_deadline": _positive}
+
+
+def _bulletin(v, key, issues):
+    if not isinstance(v, dict):
+        issues.append(f"{key}: expected a mapping with enabled and workdays_after_last_deadline")
+        return BulletinSettings()
+    vals = {}
+    for k, x in v.items():
+        if k not in _BULLETIN_KEYS:
+            issues.append(f"{key}.{k}: unknown key (known: {', '.join(_BULLETIN_KEYS)})")
+        elif x is not None and (checked := _BULLETIN_KEYS[k](x, f"{key}.{k}", issues)) is not None:
+            vals[k] = checked
+    return BulletinSettings(**vals)
+
+
 def _authentication(v, key, issues):
     if not isinstance(v, dict):
         issues.append(f"{key}: expected a mapping with authserv_id and require")
@@ -241,6 +280,10 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
                        "believe the Authentication-Results your own mail server adds: authserv_id (the name it "
                        "writes first in that header, e.g. mail.example.cn) and require (dmarc | dkim | spf, "
                        "default dmarc); mail claiming a registered address without require=pass is quarantined"),
+    "section_heads": (_section_heads, None, "section id -> its head's address: escalation notices go to the head "
+                      "(optional; without one they go to the section's addresses and say so)"),
+    "bulletin": (_bulletin, None, "the monthly 调度通报 to every section: enabled (default true), "
+                 "workdays_after_last_deadline (default 1: the working day after the month's last deadline)"),
 }
 _REQUIRED = ("mailbox_address", "credit_section", "sections")
 
@@ -366,6 +409,8 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         max_silence=vals["max_silence"],
         tracking_since=vals["tracking_since"],
         authentication=vals["authentication"],
+        section_heads=vals["section_heads"] or {},
+        bulletin=vals["bulletin"] or BulletinSettings(),
     )
 
 
@@ -386,5 +431,6 @@ def load_config(path: str | Path) -> Config:
 
 def check_sections_against_rules(config: Config, section_ids: set[str]) -> list[str]:
     """Config keys that name no section in rules/ (a typo would silently orphan an address)."""
-    return [f"{config.file}: sections.{sid}: no such section in rules/sections.yaml"
-            for sid in config.sections if sid not in section_ids]
+    return [f"{config.file}: {key}.{sid}: no such section in rules/sections.yaml"
+            for key, ids in (("sections", config.sections), ("section_heads", config.section_heads))
+            for sid in ids if sid not in section_ids]

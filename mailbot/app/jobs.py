@@ -10,6 +10,10 @@ Beijing time whatever the machine's zone:
   digest            daily at send_at: the credit section's digest (in a deadline's last week)
   monthly_package   daily at send_at: the package for 区发改局, on the working day after a
                     month's last deadline
+  bulletin          daily at send_at: the 调度通报 to every section, on the working day after a
+                    month's last deadline (config `bulletin`)
+  escalation        daily at send_at: weekly notices to a section's head of items still missing
+                    `escalate_after_workdays` working days after their deadline
   period_complete   hourly 08:00-20:00: the "all in" notice of a period
   calendar_warning  daily 09:00: this year's (or, from 1 November, next year's) holiday
                     schedule is missing; told once per year
@@ -74,10 +78,25 @@ def _monthly_package(daemon: Any) -> None:
         log.info("monthly package %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
 
 
+def _bulletin(daemon: Any) -> None:
+    for sent in Office.of(daemon).scheduled_bulletins(daemon.clock()):
+        log.info("bulletin %s %s", sent.dedupe_key, "queued" if sent.created else "queued before")
+
+
+def _escalation(daemon: Any) -> None:
+    now = daemon.clock()
+    sent = Office.of(daemon).escalations(now)
+    log.info("escalation at %s: %d notice(s) queued%s; %d queued before", now.isoformat(timespec="minutes"),
+             sum(s.created for s in sent), "".join(f" {s.dedupe_key}" for s in sent if s.created),
+             sum(not s.created for s in sent))
+
+
 JOBS = {
     "reminders": _reminders,
     "digest": _digest,
     "monthly_package": _monthly_package,
+    "bulletin": _bulletin,
+    "escalation": _escalation,
     "period_complete": _period_complete,
     "calendar_warning": _calendar_warning,
 }
@@ -92,6 +111,8 @@ def schedule(rules: Any) -> list[tuple[str, str, dict[str, Any]]]:
         ("reminders", "reminders and overdue notices to the sections", at),
         ("digest", "daily digest for the credit section", at),
         ("monthly_package", "monthly package for 区发改局", at),
+        ("bulletin", "调度通报 to every section", at),
+        ("escalation", "escalation of items long overdue to the section's head", at),
         ("period_complete", "notice when a period is all in", {"hour": "8-20", "minute": 0}),
         ("calendar_warning", "holiday schedule missing", {"hour": 9, "minute": 0}),
     ]

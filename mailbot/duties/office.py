@@ -27,6 +27,24 @@ Decisions made here:
   is written once under storage/packages/YYYY-MM/ and those files are what is mailed (key
   "package:YYYY-MM"). Missed while down, it is made when the daemon comes back, within
   `overdue_grace_workdays` working days.
+- The 调度通报 (bulletin) of a month goes at `send_at` on `bulletin.workdays_after_last_deadline`
+  (config, default 1) working days after its last deadline — the package's day — to every
+  section's registered addresses, the credit section's in Cc (key "bulletin:YYYY-MM"); missed
+  while down, within `overdue_grace_workdays` like the package; `bulletin.enabled: false` stops the
+  scheduled one, never the credit section's own request (`bulletin(period, now, key=...)`).
+- Escalation: an item (section, task, period) still owed (未报送 or 已退回待重报) once
+  `escalate_after_workdays` (rules/settings.yaml, default 3) working days have passed since its due
+  date is chased from the next working day at `send_at`, then weekly (7 days on, or the next working
+  day) until it arrives or the credit section closes the month (store.close_period). One notice per
+  section, period and week (key "escalation:SECTION:YYYY-MM:YYYY-MM-DD"): the weeks count from the
+  first item of the section's month that was still owed on its escalation day, and each notice lists
+  every item owed whose own escalation day has come. It goes to the section's head
+  (config `section_heads`) and the section's addresses, the credit section's in Cc; with no head
+  registered, to the section's addresses, and the letter asks them to pass it on to the head; a
+  section with no address at all: to the credit section, which is asked to tell it. A notice missed
+  while down goes when the daemon is back (the latest week only). Only months mailbot collected are
+  announced or chased (`collected`: not before `tracking_since`; without it, a month with at least
+  one submission in the store), at most ESCALATION_MONTHS back.
 - A view "as of `now`": submissions received after `now` are left out, so --now in the past
   shows the month as it stood then.
 """
@@ -44,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 from mailbot.store.files import write_atomically
 from mailbot.dates.deadlines import Due, deadlines_for_period, shift_of
 from mailbot.writing.common import XLSX_MIME, mail_domain, make_message
+from mailbot.writing.bulletin import OWED, bulletin_text, escalation_text
 from mailbot.writing.digest import completion_text, digest_text, package_text
 from mailbot.writing.notices import calendar_gap_notice, duty_failed_notice
 from mailbot.writing.reminder import overdue_text, reminder_text
@@ -57,18 +76,19 @@ from mailbot.model import OutgoingMail
 from mailbot.store import Store, StoredSubmission
 from mailbot.duties.templates import template_bytes, template_filename
 from mailbot.dates.workdays import CalendarGapError, WorkCalendar
-from mailbot.dates.zone import bureau_time, bureau_zone, iso
-from mailbot.dates.period import add_months, parse_period, period_last_day, period_of
+from mailbot.dates.zone import bureau_date, bureau_time, bureau_zone, iso
+from mailbot.dates.period import Period, add_months, parse_period, period_last_day, period_of
 
 if TYPE_CHECKING:
     from mailbot.app.daemon import Daemon
 
-__all__ = ["Office", "PlannedLetter", "RemindRun", "Sent", "DIGEST_DAYS", "MAX_ATTACHMENT_BYTES",
-           "XLSX_MIME", "ZIP_MIME", "as_of"]
+__all__ = ["Office", "PlannedLetter", "RemindRun", "Sent", "Escalation", "DIGEST_DAYS", "ESCALATION_MONTHS",
+           "MAX_ATTACHMENT_BYTES", "XLSX_MIME", "ZIP_MIME", "as_of"]
 
 log = logging.getLogger("mailbot.duties.office")
 
 DIGEST_DAYS = 7                          # a deadline's last week: the due date and the 6 days before
+ESCALATION_MONTHS = 12                   # escalation looks this many months back (the year's score goes on)
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # a bigger evidence zip stays on disk; the mail says where
 ZIP_MIME = "application/zip"
 _DONE = ("on_time", "late")
@@ -108,6 +128,17 @@ class RemindRun:
     already: list[PlannedLetter] = field(default_factory=list)
     unaddressed: list[PlannedLetter] = field(default_factory=list)
     gaps: list[CalendarGapError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """One escalation notice due: a section's items of a period still owed at its weekly slot."""
+    section: str
+    period: str
+    send_at: dt.datetime            # the slot, +08:00
+    round_no: int                   # 1 the first week, 2 the next…
+    items: tuple[tuple[Cell, int], ...]   # (the cell, working days late)
+    dedupe_key: str                 # "escalation:办公室:2026-11:2026-12-04"
 
 
 @dataclass(frozen=True)
@@ -482,23 +513,31 @@ class Office:
                                  stamp=f"{period.replace('-', '')}.{stamp}")
         return self._queue([mail], now)[0]
 
-    def scheduled_packages(self, now: dt.datetime) -> list[Sent]:
-        """The packages due by `now`: from `send_at` on the package day, within the grace (once each)."""
-        now = bureau_time(now)
+    def _month_mail_due(self, now: dt.datetime, day_of: Any, what: str) -> list[str]:
+        """The periods whose once-a-month mail (package, bulletin) is due by `now`: from `send_at` on
+        `day_of(period)`, within `overdue_grace_workdays` working days (a run missed while down)."""
         here = period_of(now)
         out = []
         for period in (add_months(here, -2), add_months(here, -1), here):
             if self.last_deadline(period) >= now.date():
                 continue                              # not over yet (and no calendar asked about later days)
             try:
-                day = self.package_day(period)
+                day = day_of(period)
             except CalendarGapError as e:
-                log.warning("package of %s: %s", period, e)
+                log.warning("%s of %s: %s", what, period, e)
                 continue
             if self.send_time(day) > now:
                 continue
             if self.calendar.workdays_between(day, now.date()) > self.settings.overdue_grace_workdays:
                 continue
+            out.append(period)
+        return out
+
+    def scheduled_packages(self, now: dt.datetime) -> list[Sent]:
+        """The packages due by `now`: from `send_at` on the package day, within the grace (once each)."""
+        now = bureau_time(now)
+        out = []
+        for period in self._month_mail_due(now, self.package_day, "package"):
             if not self.credit:
                 log.warning("package of %s due, but the credit section has no address", period)
                 continue
@@ -509,6 +548,152 @@ class Office:
             out += self._queue([self.package_mail(period, xlsx, zipped, now, key=key, stamp=period.replace("-", ""))],
                                now)
         return out
+
+    # ------------------------------------------------------------ the 调度通报 to every section
+
+    def collected(self, period: str, subs: Sequence[StoredSubmission]) -> bool:
+        """Whether mailbot collected `period`: not before `tracking_since`, and (without it) at least
+        one submission of any section in the store. A month before mailbot ran is neither announced
+        to the sections nor chased."""
+        since = self.config.tracking_since
+        if since:
+            return not Period.parse(period) < Period.parse(since)
+        return bool(subs)
+
+    def bulletin_day(self, period: str) -> dt.date:
+        """`bulletin.workdays_after_last_deadline` working days after the period's last deadline
+        (default 1: the package's day)."""
+        return self.calendar.add_workdays(self.last_deadline(period), self.config.bulletin.workdays_after_last_deadline)
+
+    def bulletin(self, period: str, now: dt.datetime, *, key: str | None = None) -> list[Sent]:
+        """Queue the 调度通报 of `period` as of `now`: To every section's registered addresses, the
+        credit section's in Cc. Key "bulletin:YYYY-MM" (once per month); a caller passing `key`
+        (the credit section's 通报 command) gets its own mail under that key, whatever went before.
+        [] where no section has an address."""
+        parse_period(period)
+        now = bureau_time(now)
+        credit = self.config.credit_section
+        to = tuple(dict.fromkeys(a for s in self.rules.sections if s.id != credit for a in self.addresses(s.id)))
+        cc = tuple(a for a in self.credit if a not in to)
+        if not to:
+            to, cc = cc, ()
+        if not to:
+            log.warning("bulletin of %s not sent: no section has an address in %s", period, self.config.file)
+            return []
+        unaddressed = [s.id for s in self.rules.sections if not self.addresses(s.id)]
+        if unaddressed:
+            log.warning("bulletin of %s: %s have no address in %s", period, ", ".join(unaddressed), self.config.file)
+        subject, text = bulletin_text(self.rules, period, self.status(period, now), now,
+                                      mailbox_name=self.config.mailbox_name,
+                                      mailbox_address=self.config.mailbox_address, unaddressed=unaddressed)
+        stamp = period.replace("-", "") + ("" if key is None else f".{now:%Y%m%dT%H%M%S}")
+        key = key or f"bulletin:{period}"
+        return self._queue([self._mail(kind="bulletin", key=key, mid=self._message_id("bulletin", key, stamp),
+                                       to=to, cc=cc, subject=subject, text=text, now=now)], now)
+
+    def scheduled_bulletins(self, now: dt.datetime) -> list[Sent]:
+        """The bulletins due by `now` (bulletin_day, as the package: within the grace), once each;
+        none where `bulletin.enabled` is false or the month was not collected."""
+        now = bureau_time(now)
+        if not self.config.bulletin.enabled:
+            return []
+        out = []
+        for period in self._month_mail_due(now, self.bulletin_day, "bulletin"):
+            if self.collected(period, self.submissions(period, now)):
+                out += self.bulletin(period, now)
+        return out
+
+    # ------------------------------------------------------------ escalation to a section's head
+
+    def escalation_start(self, due: dt.date | dt.datetime) -> dt.date:
+        """The first day of escalation for an item due `due`: once `escalate_after_workdays` working
+        days have passed with it still missing, the next working day (due 30 November 2026, 3 days:
+        Friday 4 December, the day after the last overdue notice)."""
+        due = bureau_date(due)
+        return self.calendar.add_workdays(due, self.settings.escalate_after_workdays + 1)
+
+    def _weekly(self, anchor: dt.date, week: int) -> dt.date:
+        day = anchor + dt.timedelta(days=7 * week)
+        while not self.calendar.is_workday(day):
+            day += dt.timedelta(days=1)
+        return day
+
+    def escalations_due(self, now: dt.datetime) -> list[Escalation]:
+        """The escalation notices due at `now` (see the module docstring): per section and period,
+        the latest weekly slot from the first escalation on, listing what is still owed then."""
+        now = bureau_time(now)
+        closed = self.store.closed_periods()
+        here = period_of(now)
+        order = {s.id: i for i, s in enumerate(self.rules.sections)}
+        out: list[Escalation] = []
+        for period in (add_months(here, -k) for k in range(ESCALATION_MONTHS, -1, -1)):
+            if period in closed and bureau_time(closed[period][0]) <= now:
+                continue
+            subs = self.submissions(period, now)
+            if not self.collected(period, subs):
+                continue
+            try:
+                out += self._escalations_of(period, self.status(period, now, subs), now)
+            except CalendarGapError as e:
+                log.warning("escalation of %s: %s", period, e)
+        out.sort(key=lambda e: (e.period, order.get(e.section, len(order)), e.section))
+        return out
+
+    def _escalations_of(self, period: str, cells: Sequence[Cell], now: dt.datetime) -> list[Escalation]:
+        by: dict[str, list[tuple[Cell, dt.date]]] = {}
+        for c in cells:
+            if c.due is not None and c.state not in ("not_applicable", "not_due"):
+                by.setdefault(c.section, []).append((c, self.escalation_start(c.due)))
+        out = []
+        for section, mine in by.items():
+            # the week's rhythm starts at the first item that was still missing on its escalation day
+            started = [start for c, start in mine
+                       if (c.state in OWED and self.send_time(start) <= now)
+                       or (c.state not in OWED and c.submitted_at is not None
+                           and c.submitted_at > self.send_time(start))]
+            if not started:
+                continue
+            anchor = min(started)
+            week = (now.date() - anchor).days // 7
+            slot = self._weekly(anchor, week)
+            if self.send_time(slot) > now:
+                if week == 0:
+                    continue
+                week -= 1
+                slot = self._weekly(anchor, week)
+            items = tuple((c, self.calendar.workdays_between(bureau_date(c.due), now.date()))
+                          for c, start in mine if c.state in OWED and start <= slot)
+            if items:
+                out.append(Escalation(section, period, self.send_time(slot), week + 1, items,
+                                      f"escalation:{section}:{period}:{slot.isoformat()}"))
+        return out
+
+    def escalation_mail(self, e: Escalation, now: dt.datetime) -> OutgoingMail | None:
+        """The notice to the section's head and staff, the credit section in Cc (module docstring)."""
+        head = self.config.section_heads.get(e.section)
+        to = tuple(dict.fromkeys(([head] if head else []) + list(self.addresses(e.section))))
+        cc = tuple(a for a in self.credit if a not in to)
+        reachable = bool(to)
+        if not reachable:
+            to, cc = self.credit, ()
+            log.warning("%s has no address in %s: escalation %s goes to the credit section", e.section,
+                        self.config.file, e.dedupe_key)
+        if not to:
+            log.warning("escalation %s not sent: neither %s nor the credit section has an address", e.dedupe_key,
+                        e.section)
+            return None
+        subject, text = escalation_text(e.section, e.items, self.rules, now, round_no=e.round_no,
+                                        has_head=head is not None, reachable=reachable,
+                                        mailbox_name=self.config.mailbox_name,
+                                        mailbox_address=self.config.mailbox_address)
+        mid = self._message_id("escalation", e.dedupe_key, f"{bureau_time(e.send_at):%Y%m%d}")
+        return self._mail(kind="escalation", key=e.dedupe_key, mid=mid, to=to, cc=cc, subject=subject, text=text,
+                          now=now)
+
+    def escalations(self, now: dt.datetime) -> list[Sent]:
+        """Queue the escalation notices due at `now`, each once (key per section, period and week)."""
+        mails = [m for m in (self.escalation_mail(e, now) for e in self.escalations_due(now)) if m is not None]
+        return self._queue(mails, now)
 
     # ------------------------------------------------------------ the year
 

@@ -71,6 +71,7 @@ class ReminderSettings:
     on_due_day: bool = True                  # "always on the morning of the deadline itself"
     overdue_grace_workdays: int = 5          # an overdue notice missed while down: sent this long after
     count_check_months: tuple[int, ...] = ()
+    escalate_after_workdays: int = 3         # still missing after this many working days: the head is told
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any] | None) -> ReminderSettings:
@@ -93,8 +94,11 @@ class ReminderSettings:
                 kw["send_at"] = dt.time(int(tm.group(1)), int(tm.group(2)))
         if m.get("on_due_day") is not None:
             kw["on_due_day"] = bool(m["on_due_day"])
-        if m.get("overdue_grace_workdays") is not None:
-            kw["overdue_grace_workdays"] = int(m["overdue_grace_workdays"])
+        for key in ("overdue_grace_workdays", "escalate_after_workdays"):
+            if m.get(key) is not None:
+                kw[key] = int(m[key])
+                if kw[key] < 0:
+                    raise ValueError(f"reminders: {key} must not be negative: {kw[key]}")
         return cls(**kw)
 
     @classmethod

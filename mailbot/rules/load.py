@@ -44,7 +44,7 @@ ROW_CHECK_KINDS = ("not_before", "within_working_days", "within_hours")
 # the keys unpack.Budget takes (it notes any other as unknown); *_bytes may be written "200 MB"
 LIMIT_KEYS = ("max_unpacked_bytes", "max_files", "max_depth", "max_ratio")
 REMINDER_KEYS = ("before_workdays", "overdue_workdays", "count_check_months", "send_at", "on_due_day",
-                 "overdue_grace_workdays", "monthly_due_shift")
+                 "overdue_grace_workdays", "escalate_after_workdays", "monthly_due_shift")
 # reminders: monthly_due_shift (deadlines.SHIFTS): what a monthly due date on a day off becomes
 DUE_SHIFTS = ("none", "previous_workday", "next_workday")
 INSTRUCTIONS_SHEET = "填报说明"                   # written by templates.py, never a task sheet
@@ -898,8 +898,8 @@ def _read_settings(doc: _Doc) -> tuple[tuple[str, ...], dict, dict[str, int]]:
             if key == "on_due_day":
                 reminders[key] = doc.boolean(node, "reminders: on_due_day", True)
                 continue
-            if key == "overdue_grace_workdays":
-                n = doc.integer(node, "reminders: overdue_grace_workdays", 0, 60)
+            if key in ("overdue_grace_workdays", "escalate_after_workdays"):
+                n = doc.integer(node, f"reminders: {key}", 0, 60)
                 if n is not None:
                     reminders[key] = n
                 continue

@@ -7,7 +7,7 @@ import datetime as dt
 import html
 import quopri
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -17,8 +17,8 @@ from mailbot.dates.zone import zh_date
 from mailbot.intake.screen import BOT_HEADER
 from mailbot.model import Rules
 
-__all__ = ["Letter", "greeting", "closing", "task_label", "mail_domain", "make_message", "safe_header", "safe_text",
-           "XLSX_MIME", "ZIP_MIME", "TABLE_MARK"]
+__all__ = ["Letter", "greeting", "closing", "task_label", "task_numbers", "mail_domain", "make_message", "safe_header",
+           "safe_text", "XLSX_MIME", "ZIP_MIME", "TABLE_MARK"]
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ZIP_MIME = "application/zip"
@@ -59,6 +59,11 @@ def task_label(rules: Rules, number: int | None) -> str:
         return "任务未识别"
     t = rules.task(number)
     return f"任务{number}（{t.title}）" if t else f"任务{number}"
+
+
+def task_numbers(numbers: Iterable[int]) -> str:
+    """'任务1、任务3': numbers alone, where the section is already named and titles would crowd the line."""
+    return "、".join(f"任务{n}" for n in sorted(set(numbers)))
 
 
 def mail_domain(address: str) -> str:

@@ -5,14 +5,14 @@ Pure: status cells, submissions and rates the office has read in; (subject, plai
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailbot.dates.period import period_label
 from mailbot.dates.zone import bureau_date, bureau_time, zh_date, zh_month_day
 from mailbot.model import Rules
-from mailbot.writing.common import closing, greeting, task_label
+from mailbot.writing.common import closing, greeting, task_label, task_numbers as _tasks
 from mailbot.writing.vocabulary import REUSED_WORD
 
 if TYPE_CHECKING:   # types only: the store needs SQLAlchemy, and the office imports this module
@@ -24,11 +24,6 @@ __all__ = ["digest_text", "completion_text", "package_text"]
 
 _DONE = ("on_time", "late")
 _OWED = ("rejected", "reused", "missing", "not_due")     # reused: a file of another month, counted nowhere
-
-
-def _tasks(numbers: Iterable[int]) -> str:
-    """'任务1、任务3': numbers alone, where the section is already named and titles would crowd the line."""
-    return "、".join(f"任务{n}" for n in sorted(set(numbers)))
 
 
 def _due_words(cells: Sequence[Cell]) -> str:

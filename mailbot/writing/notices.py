@@ -17,6 +17,8 @@ DUTY_NAMES = {
     "reminders": "报送提醒和逾期通知",
     "digest": "每日报送情况汇总",
     "monthly_package": "月度汇总材料",
+    "bulletin": "调度通报",
+    "escalation": "逾期督办通知",
     "period_complete": "报送齐全通知",
     "calendar_warning": "节假日安排检查",
 }
