@@ -354,3 +354,13 @@ def test_the_credit_section_is_told_of_a_waiting_message_with_the_commands_that_
     text = notice.get_body(("plain",)).get_content()
     assert "zhangwei_1988@163.com" in text and "系统推测为政策法规科的报送" in text
     assert "确认 政策法规科" in text and f"确认 {no} 政策法规科" in text and "退回 原因" in text and "忽略 原因" in text
+
+
+def test_bulletin_goes_to_every_section_now_with_the_credit_section_in_copy(capsys, cfg, tmp_path):
+    ingest(capsys, cfg, *sorted(EXAMPLES.glob("*.eml")))
+    [r] = ingest(capsys, cfg, mail(tmp_path, CREDIT, "通报 2026年11月"))
+    assert (r["command"], r["ok"]) == ("bulletin", True)
+    [bulletin] = [o for o in outbox(capsys, cfg) if o["subject"].startswith("【调度通报】2026年11月")]
+    assert FAGUI in bulletin["to"] and "canyin@cqscjg.example.cn" in bulletin["to"] and CREDIT in bulletin["cc"]
+    answer = raw_of(cfg, r["reply"]["message_id"]).get_body(("plain",)).get_content()
+    assert "已发送2026年11月报送情况通报" in answer
