@@ -800,6 +800,9 @@ def cmd_remind(args) -> int:
             print(f"mailbot: delivery failed: {type(e).__name__}: {redact(e)}", file=sys.stderr)
             return 1
     print(note, file=sys.stderr if args.json else sys.stdout)
+    guessed = sorted({r.due.year for p in shown for r in p.letter.items if office.calendar.is_provisional(r.due.year)})
+    if guessed:      # when these letters go out was counted in guessed working days
+        print(provisional_note(guessed), file=sys.stderr if args.json else sys.stdout)
     # a deadline that could not be computed is a failure of this command, not a footnote
     return 1 if gaps else 0
 
