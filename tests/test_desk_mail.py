@@ -37,7 +37,7 @@ EXAMPLES = ROOT / "examples"
 
 
 def mail(tmp_path: Path, sender: str, subject: str, body: str = "", *, in_reply_to: str | None = None,
-         attachments: tuple[tuple[str, bytes], ...] = ()) -> Path:
+         references: tuple[str, ...] = (), attachments: tuple[tuple[str, bytes], ...] = ()) -> Path:
     m = EmailMessage()
     m["From"] = sender
     m["To"] = BOT
@@ -46,7 +46,7 @@ def mail(tmp_path: Path, sender: str, subject: str, body: str = "", *, in_reply_
     m["Message-ID"] = make_msgid(domain="cqscjg.example.cn")
     if in_reply_to:
         m["In-Reply-To"] = f"<{in_reply_to}>"
-        m["References"] = f"<{in_reply_to}>"
+        m["References"] = " ".join(f"<{r}>" for r in (*references, in_reply_to))
     m.set_content(body or "（无正文）", charset="utf-8")
     for name, data in attachments:
         m.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
@@ -313,8 +313,14 @@ def test_a_persons_reply_goes_to_the_credit_section_and_its_sender_is_told_once(
     assert "第3项台账的日期填错了" in text and "系统原邮件" in text and r["receipt_no"] in text
     acks = [o for o in mails if o["subject"].startswith("【已转人工】")]
     assert len(acks) == 1 and acks[0]["to"] == [FAGUI]                    # once per thread
+    # answering the "passed to a person" note is the same thread: passed on, not acknowledged again
+    third = mail(tmp_path, FAGUI, f"回复：{acks[0]['subject']}", "好的，等您回复。",
+                 in_reply_to=acks[0]["message_id"].strip("<>"), references=(receipt,))
+    [c] = ingest(capsys, cfg, third)
+    assert c["outcome"] == "forwarded"
+    assert len([o for o in outbox(capsys, cfg) if o["subject"].startswith("【已转人工】")]) == 1
     listed = [json.loads(line) for line in _cli(capsys, cfg, "quarantine", "list", "--json").splitlines()]
-    assert [x["kind"] for x in listed] == ["forwarded", "forwarded"] and listed[0]["from"] == FAGUI
+    assert [x["kind"] for x in listed] == ["forwarded"] * 3 and listed[0]["from"] == FAGUI
 
 
 # ---------------------------------------------------------------- through the mailbox

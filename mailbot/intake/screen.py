@@ -97,9 +97,10 @@ def _has_files(m: Incoming) -> bool:
 
 
 def our_letter(m: Incoming, own: Iterable[str]) -> str | None:
-    """The Message-ID of the letter of ours this mail answers (the first in its thread), if any."""
+    """The Message-ID of the letter of ours that began this mail's thread (the oldest of ours in
+    References, else In-Reply-To), if any: a reply to our reply is the same thread."""
     domains = {a.rsplit("@", 1)[-1].lower() for a in own if "@" in a}
-    ids = [i for i in (m.in_reply_to, *m.references) if i]
+    ids = [i for i in (*m.references, m.in_reply_to) if i]
     ours = [i for i in ids if _RECEIPT_NO.match(i) and i.rsplit("@", 1)[-1].lower() in domains]
     return ours[0] if ours else None
 
