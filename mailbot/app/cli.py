@@ -276,16 +276,17 @@ def cmd_poll(args) -> int:
     if not args.once:
         raise UsageError("poll needs --once (the daemon is `mailbot run`)")
     daemon = _daemon(args)
+
+    def each(source: str, p) -> None:       # printed as each message is handled, not at the end
+        if args.json:
+            print(to_json(p, source), flush=True)
     try:
-        summary = daemon.poll_once()
+        summary = daemon.poll_once(each=each)
     except Exception as e:  # noqa: BLE001 - connection or login failures end this one pass
         print(f"mailbot: poll failed: {type(e).__name__}: {redact(e)}", file=sys.stderr)
         return 1
-    for source, p in summary.processed:
-        if args.json:
-            print(to_json(p, source), flush=True)
     counts = summary.counts()
-    line = (f"{len(summary.processed)} message(s)" +
+    line = (f"{summary.messages} message(s)" +
             (": " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) if counts else "") +
             f"; outbox: {summary.sent} sent, {summary.temporary} deferred, {summary.permanent} failed")
     print(line, file=sys.stderr if args.json else sys.stdout)

@@ -35,16 +35,19 @@ HEALTH_FILE = "health.json"
 
 @dataclass
 class PollSummary:
-    processed: list[tuple[str, pipeline.Processed]] = field(default_factory=list)
+    """What one pass did, in counts: the results themselves go to `poll_once`'s `each` as they are
+    settled and are not kept (a pass over 5,000 messages must not hold 5,000 results)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     temporary: int = 0
     permanent: int = 0
 
+    @property
+    def messages(self) -> int:
+        return sum(self.outcomes.values())
+
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for _, p in self.processed:
-            out[p.outcome] = out.get(p.outcome, 0) + 1
-        return out
+        return dict(self.outcomes)
 
 
 class Daemon:
@@ -120,12 +123,19 @@ class Daemon:
 
     # ------------------------------------------------------------ one pass
 
-    def poll_once(self, limit: int = 50) -> PollSummary:
-        """Connect, take every waiting message through the pipeline, deliver the outbox, disconnect."""
+    def poll_once(self, limit: int = 50,
+                  each: Callable[[str, pipeline.Processed], None] | None = None) -> PollSummary:
+        """Connect, take every waiting message through the pipeline, deliver the outbox, disconnect.
+        `each(source, result)` hears of every message as it is handled."""
         summary = PollSummary()
         source = self.source()
         previous = self.on_processed
-        self.on_processed = lambda f, p: summary.processed.append((f.source, p))
+
+        def settled(f: Any, p: pipeline.Processed) -> None:
+            summary.outcomes[p.outcome] = summary.outcomes.get(p.outcome, 0) + 1
+            if each is not None:
+                each(f.source, p)
+        self.on_processed = settled
         try:
             source.connect()
             mailbox.run_once(source, self.handle, limit)

@@ -148,7 +148,7 @@ def run_demo(*, imap: bool = False, workdir: Path | None = None, out: TextIO = s
         daemon = Daemon(config, clock=_story_clock(received + dt.timedelta(minutes=1)))
         summary = daemon.poll_once()
         counts = summary.counts()
-        say(f"2. mailbot poll: {len(summary.processed)} message(s) processed ("
+        say(f"2. mailbot poll: {summary.messages} message(s) processed ("
             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f"); {summary.sent} repl"
             + ("y" if summary.sent == 1 else "ies") + " sent through the embedded SMTP server"
             + (f"; {summary.temporary} deferred, {summary.permanent} failed" if summary.temporary or summary.permanent else "")
