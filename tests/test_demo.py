@@ -52,6 +52,10 @@ class Run:
         print(f"demo took {self.seconds:.1f} s")
 
     def inbox(self, address: str) -> list[email.message.EmailMessage]:
+        """The replies to what `address` sent (the credit section's desk notices are not replies)."""
+        return [m for m in self.mail(address) if m["In-Reply-To"]]
+
+    def mail(self, address: str) -> list[email.message.EmailMessage]:
         d = self.workdir / "mail" / address
         if not d.is_dir():
             return []
@@ -114,6 +118,12 @@ def test_the_receipts_are_dated_on_the_story_day_and_say_on_time(maildir_run):
     (reply,) = maildir_run.inbox("fagui@cqscjg.example.cn")
     body = reply.get_body(("plain",)).get_content()
     assert "2026年11月20日" in body and "逾期" not in body
+
+
+def test_the_credit_section_is_mailed_the_waiting_message_with_the_commands(maildir_run):
+    [notice] = [m for m in maildir_run.mail("xinyong.staff@cqscjg.example.cn") if not m["In-Reply-To"]]
+    assert str(notice["Subject"]).startswith("【待确认】") and "zhoumin_0531@126.com" in str(notice["Subject"])
+    assert "确认 消费者权益保护科" in notice.get_body(("plain",)).get_content()
 
 
 def test_the_credit_section_sees_the_quarantine_and_the_folders(maildir_run):
