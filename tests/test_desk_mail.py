@@ -325,32 +325,49 @@ def test_a_persons_reply_goes_to_the_credit_section_and_its_sender_is_told_once(
 
 # ---------------------------------------------------------------- through the mailbox
 
-def test_commands_through_poll_once_against_dovecot(tmp_path, dovecot, smtp_relay):
-    """A stranger's workbook waits; the credit section asks for help, confirms it, asks where the
-    month stands; a section asks for its row — all by mail, through IMAP, answered through SMTP."""
+def test_every_command_through_poll_once_against_dovecot(tmp_path, dovecot, smtp_relay):
+    """Three strangers' workbooks wait and a section's ledger is in; then every command by mail,
+    through IMAP, answered through SMTP into the credit section's own mailbox."""
+    from test_desk_holidays import NOTICE_2027
     from test_faults import Bot
     bot = Bot(tmp_path, dovecot, smtp_relay)
-    dovecot.deliver(BOT, (DATA / "cases" / "swaks_unknown_sender.eml").read_bytes())
+    stranger = (DATA / "cases" / "swaks_unknown_sender.eml").read_bytes()
+    for n in range(3):
+        dovecot.deliver(BOT, stranger.replace(b"Message-Id: <", f"Message-Id: <copy{n}.".encode(), 1)
+                        .replace(b"Message-ID: <", f"Message-ID: <copy{n}.".encode(), 1))
+    dovecot.deliver(BOT, (EXAMPLES / "02-zhichan-ods-mail.eml").read_bytes())
     first = bot.poll()
     assert first.returncode == 0, first.stderr
     st = bot.store()
-    [held] = st.messages(outcome="quarantined")
+    held = sorted(m.receipt_no for m in st.messages(outcome="quarantined"))
+    [ledger] = [m.receipt_no for m in st.messages() if m.section == "知识产权科"]
     st.close()
-    for sender, subject in ((CREDIT, "帮助"), (CREDIT, f"确认 {held.receipt_no} 政策法规科"),
-                            (CREDIT, "查询 2026年11月"), (FAGUI, "查询 2026年11月"), (FAGUI, "催报 2026年11月")):
-        dovecot.deliver(BOT, mail(tmp_path, sender, subject).read_bytes())
+    assert len(held) == 3, held
+    commands = [(CREDIT, "帮助", ""), (CREDIT, "查询 2026年11月", ""), (CREDIT, "汇总 2026年11月", ""),
+                (CREDIT, "催报 2026年11月", ""), (CREDIT, "通报 2026年11月", ""),
+                (CREDIT, f"确认 {held[0]} 政策法规科", ""), (CREDIT, f"退回 {held[1]} 请用登记邮箱报送", ""),
+                (CREDIT, f"忽略 {held[2]} 重复来信", ""), (CREDIT, f"改判 {ledger}:1 2026年10月", ""),
+                (CREDIT, "节假日 2027", NOTICE_2027), (CREDIT, "结账 2026年11月", ""),
+                (FAGUI, "查询 2026年11月", ""), (FAGUI, "催报 2026年11月", "")]
+    for sender, subject, body in commands:
+        dovecot.deliver(BOT, mail(tmp_path, sender, subject, body).read_bytes())
     done = bot.poll()
     assert done.returncode == 0, done.stderr
-    answers = {str(m["Subject"]) for m in (email.message_from_bytes(r, policy=email.policy.default)
-                                           for r in dovecot.messages(CREDIT))}
-    assert {a.split(" ", 1)[1] for a in answers if a.startswith("【指令结果】")} == {
-        "帮助", f"确认 {held.receipt_no} 政策法规科", "查询 2026年11月"}
-    fagui = [email.message_from_bytes(r, policy=email.policy.default) for r in dovecot.messages(FAGUI)]
-    subjects = [str(m["Subject"]) for m in fagui]
-    assert any(s.startswith("【指令结果】") and s.endswith("查询 2026年11月") for s in subjects)
-    assert any(s.startswith("【回执】" + held.receipt_no) for s in subjects)    # Cc of the confirmed receipt
-    assert not any("催报" in s for s in subjects if s.startswith("【指令"))     # not the section's to give
+    answers = {str(m["Subject"]).split(" ", 1)[1]: str(m["Subject"]).split("】")[0] + "】"
+               for m in (email.message_from_bytes(r, policy=email.policy.default) for r in dovecot.messages(CREDIT))
+               if str(m["Subject"]).startswith("【指令")}
+    assert answers == {subject: "【指令结果】" for sender, subject, _ in commands if sender == CREDIT}
+    fagui = [str(email.message_from_bytes(r, policy=email.policy.default)["Subject"]) for r in dovecot.messages(FAGUI)]
+    assert any(s.startswith("【指令结果】") and s.endswith("查询 2026年11月") for s in fagui)
+    assert any(s.startswith("【回执】" + held[0]) for s in fagui)              # Cc of the confirmed receipt
+    assert not any(s.startswith("【指令") and "催报" in s for s in fagui)     # not the section's to give
     assert "已办指令" in dovecot.folders(BOT)
+    st = bot.store()
+    assert [a.action for a in reversed(st.audit())] == [
+        "help", "query", "package", "remind", "bulletin", "confirm", "reject", "ignore", "reclassify", "holidays",
+        "close", "query"]
+    assert 2027 in st.loaded_calendars() and "2026-11" in st.closed_periods()
+    st.close()
 
 
 def test_the_credit_section_is_told_of_a_waiting_message_with_the_commands_that_settle_it(capsys, cfg, quarantined):
