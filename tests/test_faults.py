@@ -276,6 +276,15 @@ KILLS = {
 DOUBLE_SEND_WINDOW = "inside-smtp"             # the only point where a reply may go out twice
 
 
+def all_through(bot: Bot, dovecot, n: int) -> bool:
+    """n messages recorded, every reply sent, INBOX empty: a daemon has caught up."""
+    st = bot.store()
+    try:
+        return len(st.messages()) == n and {o.status for o in st.outbox()} == {"sent"} and not dovecot.messages(BOT)
+    finally:
+        st.close()
+
+
 def _state(bot: Bot, dovecot, relay) -> tuple[int, int, int, int, int]:
     st = bot.store()
     try:
@@ -344,15 +353,7 @@ def test_sigkill_under_the_daemon_then_restart(point, tmp_path, dovecot, smtp_re
     second = bot.start()
     daemons.append(second)
 
-    def done() -> bool:
-        st = bot.store()
-        try:
-            return len(st.messages()) == 3 and {o.status for o in st.outbox()} == {"sent"} \
-                and not dovecot.messages(BOT)
-        finally:
-            st.close()
-
-    assert eventually(done, 30), second.log[-3000:]
+    assert eventually(lambda: all_through(bot, dovecot, 3), 30), second.log[-3000:]
     code, took = second.stop()
     assert code == 0 and took < 5, (code, took)
     third = bot.poll()

@@ -266,8 +266,12 @@ def cmd_run(args) -> int:
     import signal
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: sys.exit(0))
+    from mailbot.app.standby import Refused
     daemon = _daemon(args)
-    daemon.run()
+    try:
+        daemon.run()
+    except Refused as e:
+        raise UsageError(str(e)) from None
     return 0
 
 

@@ -72,6 +72,7 @@ class Config:
     poll_interval: int = 60
     outbox_interval: int = 30
     max_silence: int = 900
+    standby_retry: int = 5
     tracking_since: str | None = None
     authentication: Authentication | None = None
     section_heads: dict[str, str] = field(default_factory=dict)
@@ -275,6 +276,7 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
     "poll_interval": (_positive, 60, "seconds between polls; a poll runs even under IDLE"),
     "outbox_interval": (_positive, 30, "seconds between outbox deliveries"),
     "max_silence": (_positive, 900, "seconds without a successful poll before `mailbot health` fails"),
+    "standby_retry": (_positive, 5, "PostgreSQL: seconds between a standby daemon's tries to become the active one"),
     "tracking_since": (_period, None, "YYYY-MM: the first month mailbot collects; earlier months are 不适用 in status and score"),
     "authentication": (_authentication, None,
                        "believe the Authentication-Results your own mail server adds: authserv_id (the name it "
@@ -407,6 +409,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         poll_interval=vals["poll_interval"],
         outbox_interval=vals["outbox_interval"],
         max_silence=vals["max_silence"],
+        standby_retry=vals["standby_retry"],
         tracking_since=vals["tracking_since"],
         authentication=vals["authentication"],
         section_heads=vals["section_heads"] or {},

@@ -5,6 +5,10 @@ through pipeline.process, moved only after commit), the outbox sender (woken aft
 and every `outbox_interval` seconds) and the APScheduler scheduler (jobs persisted in the
 database). SIGTERM/SIGINT set one event; each loop finishes what it holds and returns, so no
 record is half written. Health is a small JSON file written after every successful poll.
+
+Before any of that, a daemon waits to be the active one (app/standby.py): on PostgreSQL several
+may run, one active and the others standby; on SQLite a second one on the same storage is refused.
+Losing the role stops the three loops and the daemon is a standby again.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from typing import Any
 
 from mailbot.transport import mailbox
 from mailbot import pipeline
-from mailbot.app import wiring
+from mailbot.app import standby, wiring
 from mailbot.app.config import Config
 from mailbot.redact import redact
 from mailbot.dates.zone import bureau_zone
@@ -64,6 +68,8 @@ class Daemon:
         self.store = wiring.attach_store(self.deployment, store if store is not None else wiring.open_store(config))
         self.desk = self.deployment.desk(self.store)    # the credit section's commands, by mail
         self.stop = threading.Event()
+        self._halt = threading.Event()          # the loops' stop: set by `stop` or by losing the active role
+        self.role: standby._Role | None = None
         self._outbox_wake = threading.Event()
         self.on_processed: Callable[[Any, pipeline.Processed], None] | None = None
 
@@ -112,7 +118,7 @@ class Daemon:
         except (OSError, ValueError):
             data = {}
         now = self.clock().isoformat()
-        data.update({"pid": os.getpid(), "updated_at": now})
+        data.update({"pid": os.getpid(), "updated_at": now, **(self.role.fields() if self.role else {})})
         if ok:
             data["last_poll_ok"] = now
             data.pop("last_error", None)
@@ -178,10 +184,10 @@ class Daemon:
             return original_wait(timeout, stop)
 
         source.wait = wait  # type: ignore[method-assign]
-        mailbox.watch(source, handle, stop=self.stop, poll_interval=self.config.poll_interval, on_error=on_error)
+        mailbox.watch(source, handle, stop=self._halt, poll_interval=self.config.poll_interval, on_error=on_error)
 
     def _sender(self) -> None:
-        while not self.stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.deliver_outbox()
             except Exception:  # noqa: BLE001 - a broken SMTP server must not end the daemon
@@ -201,10 +207,27 @@ class Daemon:
         return scheduler
 
     def run(self, *, install_signals: bool = True) -> None:
-        """Until SIGTERM/SIGINT (or self.stop): receive, send, run the scheduled jobs."""
+        """Until SIGTERM/SIGINT (or self.stop): wait to be the active daemon, then receive, send, run the
+        scheduled jobs while the role holds. Raises standby.Refused where another daemon holds the storage (SQLite)."""
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda signum, frame: self._shutdown(signum))
+        role = standby.role_for(self.config.database, self.config.storage)
+        try:
+            while role.wait_until_active(self.stop, self.config.standby_retry):
+                self.role = role
+                self._work(role.still_held)
+                self.role = None
+                if self.stop.is_set():
+                    break
+                log.error("no longer the active daemon: stopped receiving, sending and the jobs; standby again")
+                self.stop.wait(2 * self.config.standby_retry)   # the other daemons first: this one lost its way
+        finally:
+            role.close()
+
+    def _work(self, still_active: Callable[[], bool]) -> None:
+        """The three loops, until stop or until `still_active()` (asked every second) says no."""
+        self._halt.clear()
         scheduler = self._scheduler()
         scheduler.start()
         threads = [threading.Thread(target=self._watcher, name="watcher", daemon=True),
@@ -215,9 +238,10 @@ class Daemon:
                  (self.config.imap and f"imap://{self.config.imap.host}:{self.config.imap.port}"),
                  self.config.outbox_interval, self.config.database.split("@")[-1])
         try:
-            while not self.stop.wait(1.0):
+            while not self.stop.wait(1.0) and still_active():
                 pass
         finally:
+            self._halt.set()
             self._outbox_wake.set()
             for t in threads:
                 t.join(timeout=120)
@@ -227,6 +251,7 @@ class Daemon:
     def _shutdown(self, signum: int) -> None:
         log.info("signal %s: finishing the message in hand, then stopping", signal.Signals(signum).name)
         self.stop.set()
+        self._halt.set()
         self._outbox_wake.set()
 
 
@@ -252,7 +277,16 @@ def health_report(config: Config, store: Store, now: dt.datetime, calendar: Any 
         "outbox_oldest_due": stats.oldest_due_at.isoformat() if stats.oldest_due_at else None,
         "outbox_failed_permanent": stats.counts.get("failed_permanent", 0),
         "waiting_for_a_person": waiting,
+        # which daemon is active, which wait (PostgreSQL), and this host's part: app/standby.py
+        **_roles(config, store, now.tzinfo),
         # where this year's and next year's holidays come from; "provisional" until the notice is loaded
         "calendar": {str(y): calendar.source(y) for y in (now.year, now.year + 1)} if calendar else None,
         "calendar_provisional": [y for y in (now.year, now.year + 1) if calendar.is_provisional(y)] if calendar else None,
     }
+
+
+def _roles(config: Config, store: Store, tz: Any) -> dict[str, Any]:
+    try:
+        return standby.report(config.database, config.storage, store.engine, tz)
+    except Exception as e:  # noqa: BLE001 - health must answer even when it cannot tell
+        return {"role": None, "active": None, "standby": [], "role_error": redact(f"{type(e).__name__}: {e}")}
