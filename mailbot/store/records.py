@@ -9,7 +9,7 @@ from mailbot.store.schema import AttachmentRow, FailureRow, MessageRow, OutboxRo
 
 __all__ = [
     "StoredMessage", "StoredAttachment", "StoredSubmission", "ReusedFrom", "PriorSubmission", "RecordResult",
-    "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail", "MailboxPosition",
+    "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail", "MailboxPosition", "MessageSummary",
 ]
 
 
@@ -171,6 +171,15 @@ class MessageDetail:
     attachments: tuple[StoredAttachment, ...]
     submissions: tuple[StoredSubmission, ...]
     outbox: tuple[OutboxMail, ...]
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """A message as a list shows it: the tasks and months its files were filed under, how many files."""
+    message: StoredMessage
+    tasks: tuple[int, ...]
+    periods: tuple[str, ...]
+    files: int
 
 
 @dataclass(frozen=True)
