@@ -3,6 +3,7 @@ session, a used or expired link, a missing or wrong CSRF token, another section'
 file, an unregistered address (no link, and the same answer on the page)."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -134,8 +135,7 @@ def test_login_links_per_address_are_capped(desk):
     client = TestClient(app)
     for _ in range(auth.LOGIN_LINKS_PER_HOUR + 3):
         assert "登录链接已发送" in ask_link(client, FAGUI).text
-    assert store.login_tokens_since(FAGUI, _clock() - __import__("datetime").timedelta(hours=1)) == \
-        auth.LOGIN_LINKS_PER_HOUR
+    assert store.login_tokens_since(FAGUI, _clock() - dt.timedelta(hours=1)) == auth.LOGIN_LINKS_PER_HOUR
 
 
 def test_the_login_form_needs_its_csrf_token(desk):
@@ -341,3 +341,56 @@ def test_secure_cookies_behind_tls(seeded, tmp_path):
     r = use_link(client, mailed_link(store, CANYIN))
     assert "; secure" in r.headers["set-cookie"].lower()
     store.close()
+
+
+# ---------------------------------------------------------------- the commands and the daemon
+
+def test_login_link_prints_a_link_for_a_registered_address_only(seeded, tmp_path, capsys):
+    from mailbot.app import cli
+    cfg = copy_of(seeded, tmp_path)
+    capsys.readouterr()
+    assert cli.main(["--config", str(cfg), "login-link", "zhoumin_0531@126.com"]) == 2
+    assert "not a registered address" in capsys.readouterr().err
+    assert cli.main(["--config", str(cfg), "login-link", CANYIN]) == 0
+    link = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"http://127\.0\.0\.1:8080/login/[\w-]{43}", link)
+    app, store = open_desk(cfg, Clock(dt.datetime.now(dt.UTC)))          # the command used the wall clock
+    assert use_link(TestClient(app), link).status_code == 303
+    assert [e.action for e in store.audit()][:2] == ["login", "login-link"]
+    store.close()
+
+
+def test_the_daemon_serves_the_web_desk_and_stops_it(tmp_path):
+    import threading
+    import time
+
+    import httpx
+
+    from mailbot.app.config import load_config
+    from mailbot.app.daemon import Daemon
+    from mailbot.dev.devservers import free_port
+    from webdesk import write_config
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "Maildir" / sub).mkdir(parents=True)
+    port = free_port()
+    cfg = write_config(tmp_path, f"\nmaildir: {tmp_path / 'Maildir'}\nweb:\n  port: {port}\n")
+    daemon = Daemon(load_config(cfg))
+    runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=False, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the web desk did not come up"
+                time.sleep(0.1)
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        assert (tmp_path / "storage" / "web-secret.key").stat().st_mode & 0o077 == 0
+    finally:
+        daemon.stop.set()
+        runner.join(60)
+    assert not runner.is_alive()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
