@@ -255,6 +255,12 @@ def test_confirm_reject_ignore_and_refile_are_desk_actions_audited_with_the_addr
     assert r.url.path == f"/messages/{m.receipt_no}" and "改按" in r.text
     [entry] = store.audit(action="reclassify")
     assert entry.actor == CREDIT and entry.args["period"] == "2026-10"
+    # the same from the quarantine page, the receipt number typed in
+    r = client.post("/quarantine/refile", data={"receipt": m.receipt_no.lower(), "item": "1", "period": "2026-11",
+                                                "task": "", "csrf": csrf})
+    assert r.url.path == "/quarantine" and "改按" in r.text and len(store.audit(action="reclassify")) == 2
+    r = client.post("/quarantine/refile", data={"receipt": "../etc", "item": "1", "period": "2026-11", "csrf": csrf})
+    assert "改判需写明" in r.text and len(store.audit(action="reclassify")) == 2
     # a redirect off the site is not followed
     r = client.post(f"/messages/{receipt}/ignore", data={"reason": "x", "csrf": csrf, "next": "//evil.test/"},
                     follow_redirects=False)
