@@ -400,3 +400,11 @@ def test_the_daemon_serves_the_web_desk_and_stops_it(tmp_path):
     assert not runner.is_alive()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+
+
+def test_light_submissions_are_the_full_ones_without_rows_problems_and_evidence(desk):
+    import dataclasses
+    _app, store, _clock = desk
+    full = store.submissions(period="2026-11", current_only=False)
+    light = store.submissions(period="2026-11", current_only=False, light=True)
+    assert full and [dataclasses.replace(s, data={}, errors=(), warnings=(), evidence=()) for s in full] == light

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -337,8 +338,11 @@ class Messages(Outbox, Blobs):
             return [_stored_message(r) for r in s.scalars(q)]
 
     def submissions(self, section: str | None = None, task: int | None = None,
-                    period: str | None = None, current_only: bool = True) -> list[StoredSubmission]:
-        """Submissions ordered by section, task, period, id; by default only the current accepted ones."""
+                    period: str | None = None, current_only: bool = True, *,
+                    light: bool = False) -> list[StoredSubmission]:
+        """Submissions ordered by section, task, period, id; by default only the current accepted ones.
+        `light`: without the workbook rows, problems and evidence (data {}, errors/warnings/evidence
+        empty) — what the status matrix reads, in a fraction of the time."""
         q = (sa.select(SubmissionRow, MessageRow.receipt_no, AttachmentRow.filename)
              .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
              .join(AttachmentRow, SubmissionRow.attachment_ref == AttachmentRow.id)
@@ -351,10 +355,13 @@ class Messages(Outbox, Blobs):
             q = q.where(SubmissionRow.period == period)
         if current_only:
             q = q.where(SubmissionRow.status == "accepted", SubmissionRow.superseded_by.is_(None))
+        if light:
+            q = q.options(sa.orm.defer(SubmissionRow.data), sa.orm.defer(SubmissionRow.errors),
+                          sa.orm.defer(SubmissionRow.warnings), sa.orm.defer(SubmissionRow.evidence))
         with self._tx() as s:
             rows = s.execute(q).all()
             reused = _originals(s, [r for r, _, _ in rows])
-            return [_stored_submission(r, receipt, filename, reused.get(r.duplicate_of))
+            return [_stored_submission(r, receipt, filename, reused.get(r.duplicate_of), light=light)
                     for r, receipt, filename in rows]
 
     def message_detail(self, ref: int | str) -> MessageDetail | None:

@@ -390,7 +390,7 @@ class WebDesk:
             period = str(Period.parse(period))
         except ValueError:
             raise _Missing from None
-        subs = self.office.submissions(period, self.clock())
+        subs = self.office.submissions(period, self.clock(), light=True)
         folder = self.office.package_dir(period)
         stored = [(p.name, dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC)) for p in
                   (folder / package_filename(period), folder / evidence_zip_filename(period)) if p.exists()]
