@@ -408,3 +408,42 @@ def test_light_submissions_are_the_full_ones_without_rows_problems_and_evidence(
     full = store.submissions(period="2026-11", current_only=False)
     light = store.submissions(period="2026-11", current_only=False, light=True)
     assert full and [dataclasses.replace(s, data={}, errors=(), warnings=(), evidence=()) for s in full] == light
+
+
+def test_logout_ends_the_session(desk):
+    app, store, _clock = desk
+    client = logged_in(app, store, CREDIT)
+    r = client.post("/logout", data={"csrf": csrf_of(client.get("/").text)}, follow_redirects=False)
+    assert r.headers["location"] == "/login"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_mailbot_web_serves_until_sigterm(seeded, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from mailbot.dev.devservers import free_port
+    cfg = copy_of(seeded, tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot.app.cli", "--config", str(cfg), "web", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+                time.sleep(0.1)
+        assert r.status_code == 200 and "发送登录链接" in r.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -866,7 +866,19 @@ def cmd_web(args) -> int:
     app = create_app(deployment, store, settings=settings, on_queued=on_queued)
     print(f"mailbot web desk: http://{settings.host}:{settings.port} (links mailed as {settings.link_base}/...)",
           file=sys.stderr)
-    WebServer(app, settings.host, settings.port).run()
+    import signal
+    import threading
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    server = WebServer(app, settings.host, settings.port)
+    server.start()                       # a thread, as in the daemon: SIGTERM ends it cleanly, exit 0
+    while not stop.wait(0.5):
+        if server.thread is not None and not server.thread.is_alive():
+            print(f"mailbot: the web desk stopped (is {settings.host}:{settings.port} free?)", file=sys.stderr)
+            return 1
+    server.stop()
+    store.close()
     return 0
 
 

@@ -24,7 +24,7 @@ class WebServer:
         self.thread: threading.Thread | None = None
 
     def run(self) -> None:
-        """In the foreground; uvicorn stops on SIGTERM/SIGINT by itself (main thread only)."""
+        """In the foreground (uvicorn handles SIGTERM/SIGINT itself in the main thread)."""
         log.info("web desk on http://%s:%s", self.host, self.port)
         self.server.run()
 
