@@ -69,10 +69,11 @@ def test_yaml_errors_name_the_line(tmp_path):
 
 def test_the_example_shows_every_key_of_the_schema():
     import re
-    from mailbot.app.config import _SERVER_KEYS, SCHEMA
+    from mailbot.app.config import _SERVER_KEYS, _WEB_KEYS, SCHEMA
     text = (Path(__file__).resolve().parents[1] / "config.example.yaml").read_text(encoding="utf-8")
     missing = [k for k in SCHEMA if not re.search(rf"^#?\s*{k}:", text, re.M)]
     missing += [f"imap/smtp.{k}" for k in _SERVER_KEYS if not re.search(rf"^#?\s+{k}:", text, re.M)]
+    missing += [f"web.{k}" for k in _WEB_KEYS if not re.search(rf"^#\s+{k}:", text, re.M)]
     assert missing == []
 
 

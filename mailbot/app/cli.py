@@ -678,9 +678,7 @@ _CALENDAR_SOURCES = {"rules": "rules file", "loaded": "State Council notice load
 
 def cmd_calendar(args) -> int:
     """A year's days off and weekend days worked, and where they come from."""
-    from mailbot.dates.holiday_notice import NoticeError, parse_notice
-    from mailbot.dates.provisional import statutory_holidays
-    from mailbot.dates.workdays import CalendarGapError, package_names
+    from mailbot.dates.workdays import CalendarGapError, day_names
     from mailbot.dates.zone import iso
     year = args.year
     if not 2000 <= year <= 2099:
@@ -699,17 +697,7 @@ def cmd_calendar(args) -> int:
         days_off, workdays = calendar.schedule(year)
     except CalendarGapError as e:
         raise UsageError(str(e)) from None
-    names: dict[dt.date, str] = {}
-    if source == "loaded" and loaded is not None:
-        try:
-            read = parse_notice(loaded.notice, year)
-            names = {**read.holidays, **read.workdays}
-        except NoticeError:                       # read by an older reader: the days stand, the names are left out
-            names = {}
-    elif source == "package":
-        names = package_names(year)
-    elif source == "provisional":
-        names = statutory_holidays(year)
+    names = day_names(source, year, loaded.notice if loaded is not None else None)
     rules_file = f"{calendar.rules_dir.rstrip('/')}/calendar/{year}.yaml" if source == "rules" else None
     notice = None if loaded is None else {"loaded_by": loaded.loaded_by, "loaded_at": iso(loaded.loaded_at),
                                           "in_force": source == "loaded"}
@@ -859,6 +847,70 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _web_settings(config, args=None):
+    import dataclasses
+    from mailbot.app.config import WebSettings
+    settings = config.web or WebSettings(secret_key_file=config.storage / "web-secret.key")
+    if args is not None and (args.host or args.port):
+        settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    return settings
+
+
+def cmd_web(args) -> int:
+    """The web desk in the foreground (the daemon serves it too where the config has `web:`)."""
+    from mailbot.web.app import create_app
+    from mailbot.web.server import WebServer
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    config = _load_config(args)
+    deployment = _deployment(config)
+    store = deployment.open_store()
+    settings = _web_settings(config, args)
+    on_queued = None
+    if config.smtp is not None:
+        import threading
+
+        def on_queued() -> None:         # no daemon here to send it: deliver now, in the background
+            threading.Thread(target=_deliver, args=(config, store, deployment.now()), daemon=True).start()
+    app = create_app(deployment, store, settings=settings, on_queued=on_queued)
+    print(f"mailbot web desk: http://{settings.host}:{settings.port} (links mailed as {settings.link_base}/...)",
+          file=sys.stderr)
+    import signal
+    import threading
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    server = WebServer(app, settings.host, settings.port)
+    server.start()                       # a thread, as in the daemon: SIGTERM ends it cleanly, exit 0
+    while not stop.wait(0.5):
+        if server.thread is not None and not server.thread.is_alive():
+            print(f"mailbot: the web desk stopped (is {settings.host}:{settings.port} free?)", file=sys.stderr)
+            return 1
+    server.stop()
+    store.close()
+    return 0
+
+
+def cmd_login_link(args) -> int:
+    """A one-time login link to the web desk for a registered address, printed for the operator."""
+    from mailbot.desk import Actor
+    from mailbot.web.app import issue_link
+    config = _load_config(args)
+    actor = Actor.of(config, args.address, "web")
+    if actor is None:
+        raise UsageError(f"{args.address} is not a registered address (sections in {config.file})")
+    deployment = _deployment(config)
+    store = deployment.open_store()
+    now = dt.datetime.now(_tz(config))
+    link, _digest, expires = issue_link(store, _web_settings(config), actor.address, now)
+    store.record_audit(actor="operator", role="operator", section=config.credit_section, channel="cli",
+                       action="login-link", args={"address": actor.address}, ok=True,
+                       result=f"one-time login link for {actor.address} printed", now=now)
+    print(link)
+    print(f"valid once, until {expires.isoformat(timespec='minutes')}; {actor.address} ({actor.section}, "
+          f"{'everything' if actor.is_credit else 'its own section, read-only'})", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from mailbot.dev.demo import run_demo
     return run_demo(imap=args.imap, workdir=args.dir)
@@ -974,6 +1026,14 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="a backup into an empty storage and database (stop the daemon first)")
     rs.add_argument("archive")
     rs.set_defaults(func=cmd_restore)
+
+    wb = sub.add_parser("web", help="the web desk: the month, every message and file, the quarantine's buttons")
+    wb.add_argument("--host", help="address to listen on (default: the config's web.host, else 127.0.0.1)")
+    wb.add_argument("--port", type=int, help="port (default: the config's web.port, else 8080)")
+    wb.set_defaults(func=cmd_web)
+    ll = sub.add_parser("login-link", help="print a one-time login link to the web desk for a registered address")
+    ll.add_argument("address")
+    ll.set_defaults(func=cmd_login_link)
 
     q = sub.add_parser("quarantine", help="messages waiting for a person")
     qsub = q.add_subparsers(dest="quarantine_command", required=True)

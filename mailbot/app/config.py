@@ -5,6 +5,7 @@ Any string value may be "${NAME}" (or contain it) to take a secret from the envi
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ import yaml
 
 from mailbot.model import Authentication
 
-__all__ = ["ConfigError", "Config", "MailServer", "BulletinSettings", "load_config", "config_from_mapping", "SCHEMA",
-           "PROJECT_ROOT"]
+__all__ = ["ConfigError", "Config", "MailServer", "BulletinSettings", "WebSettings", "load_config",
+           "config_from_mapping", "SCHEMA", "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -52,6 +53,21 @@ class BulletinSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The web desk (mailbot web, and a thread of mailbot run where the config has `web:`)."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_hours: int = 12            # a login lasts this long
+    secret_key_file: Path | None = None  # signs the session cookie; made (0600) on first use
+    base_url: str = ""                 # how people reach it (the links mailed say it): https://… behind a proxy
+    secure_cookies: bool = False       # cookies only over HTTPS (true where base_url is https)
+
+    @property
+    def link_base(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
 class Config:
     file: str
     mailbox_address: str
@@ -77,6 +93,7 @@ class Config:
     authentication: Authentication | None = None
     section_heads: dict[str, str] = field(default_factory=dict)
     bulletin: BulletinSettings = BulletinSettings()
+    web: WebSettings | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def section_of_address(self, address: str) -> str | None:
@@ -256,6 +273,41 @@ _SERVER_KEYS: dict[str, tuple[Callable, Any, str]] = {
     "sender": (_address, None, "smtp: From of every mail mailbot sends, e.g. 信用监管科 <x@y>"),
 }
 
+_WEB_KEYS: dict[str, tuple[Callable, Any, str]] = {
+    "host": (_str, "127.0.0.1", "address to listen on (behind a reverse proxy: keep 127.0.0.1)"),
+    "port": (_positive, 8080, "port to listen on"),
+    "session_hours": (_positive, 12, "hours a login lasts"),
+    "secret_key_file": (_str, None, "file holding the key that signs session cookies; default storage/web-secret.key, "
+                        "made on first start"),
+    "base_url": (_str, None, "the address people open, e.g. https://xyjg.example.cn (the mailed links use it); "
+                 "default http://host:port"),
+    "secure_cookies": (_bool, None, "send cookies over HTTPS only; default true where base_url is https"),
+}
+
+
+def _web(v: Any, key: str, issues: list[str], base: Path) -> WebSettings | None:
+    if v is None:
+        return None
+    if v is True or v == {}:
+        v = {}
+    if not isinstance(v, dict):
+        issues.append(f"{key}: expected a mapping ({', '.join(_WEB_KEYS)}) or true")
+        return None
+    for k in v:
+        if k not in _WEB_KEYS:
+            issues.append(f"{key}.{k}: unknown key (known: {', '.join(_WEB_KEYS)})")
+    vals = {k: check(v[k], f"{key}.{k}", issues) if v.get(k) is not None else default
+            for k, (check, default, _help) in _WEB_KEYS.items()}
+    base_url = (vals["base_url"] or "").rstrip("/")
+    if base_url and not re.match(r"^https?://[^/\s]+(/\S*)?$", base_url):
+        issues.append(f"{key}.base_url: expected http(s)://host[/path], got {base_url!r}")
+    secure = vals["secure_cookies"] if vals["secure_cookies"] is not None else base_url.startswith("https://")
+    return WebSettings(host=vals["host"] or "127.0.0.1", port=vals["port"] or 8080,
+                       session_hours=vals["session_hours"] or 12,
+                       secret_key_file=(base / vals["secret_key_file"]).resolve() if vals["secret_key_file"] else None,
+                       base_url=base_url, secure_cookies=bool(secure))
+
+
 SCHEMA: dict[str, tuple[Callable, Any, str]] = {
     "mailbox_address": (_address, None, "the credit section's official address, read and answered from"),
     "mailbox_name": (_str, "信用监管科", "display name on every mail mailbot sends"),
@@ -286,6 +338,8 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
                       "(optional; without one they go to the section's addresses and say so)"),
     "bulletin": (_bulletin, None, "the monthly 调度通报 to every section: enabled (default true), "
                  "workdays_after_last_deadline (default 1: the working day after the month's last deadline)"),
+    "web": (None, None, "the web desk: host, port, session_hours, secret_key_file, base_url, secure_cookies "
+            "(see README); present: `mailbot run` serves it too"),
 }
 _REQUIRED = ("mailbox_address", "credit_section", "sections")
 
@@ -364,7 +418,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
     data = _expand_env(data, "", issues)
     vals: dict[str, Any] = {}
     for k, (check, default, _help) in SCHEMA.items():
-        if k in ("imap", "smtp"):
+        if k in ("imap", "smtp", "web"):
             continue
         if data.get(k) is None:
             if k in _REQUIRED:
@@ -388,6 +442,11 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
     storage = (base / vals["storage"]) if vals.get("storage") else base / "storage"
     rules = (base / vals["rules"]) if vals.get("rules") else PROJECT_ROOT / "rules"
     database = vals.get("database") or f"sqlite:///{(storage / 'mailbot.sqlite3').resolve()}"
+    web = _web(data.get("web"), "web", issues, base)
+    if issues:
+        raise ConfigError(file, issues)
+    if web is not None and web.secret_key_file is None:
+        web = dataclasses.replace(web, secret_key_file=(storage / "web-secret.key").resolve())
     _register_secrets(data, imap, smtp)
     return Config(
         file=file,
@@ -414,6 +473,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         authentication=vals["authentication"],
         section_heads=vals["section_heads"] or {},
         bulletin=vals["bulletin"] or BulletinSettings(),
+        web=web,
     )
 
 

@@ -3,7 +3,8 @@
 The daemon is three loops in one process: the watcher (IDLE or poll, one message at a time
 through pipeline.process, moved only after commit), the outbox sender (woken after every message
 and every `outbox_interval` seconds) and the APScheduler scheduler (jobs persisted in the
-database). SIGTERM/SIGINT set one event; each loop finishes what it holds and returns, so no
+database); with `web:` in the config a fourth thread serves the web desk (uvicorn on its own
+event loop, over the same store and desk; a mail it queues wakes the sender). SIGTERM/SIGINT set one event; each loop finishes what it holds and returns, so no
 record is half written. Health is a small JSON file written after every successful poll.
 
 Before any of that, a daemon waits to be the active one (app/standby.py): on PostgreSQL several
@@ -230,6 +231,7 @@ class Daemon:
         self._halt.clear()
         scheduler = self._scheduler()
         scheduler.start()
+        web = self._web()
         threads = [threading.Thread(target=self._watcher, name="watcher", daemon=True),
                    threading.Thread(target=self._sender, name="sender", daemon=True)]
         for t in threads:
@@ -243,10 +245,25 @@ class Daemon:
         finally:
             self._halt.set()
             self._outbox_wake.set()
+            if web is not None:
+                web.stop()
             for t in threads:
                 t.join(timeout=120)
             scheduler.shutdown(wait=True)
             log.info("mailbot stopped")
+
+    def _web(self):
+        """The web desk's server, started; None where the config has no `web:`."""
+        if self.config.web is None:
+            return None
+        from mailbot.web.app import create_app
+        from mailbot.web.server import WebServer
+        app = create_app(self.deployment, self.store, settings=self.config.web, clock=self.clock,
+                         on_queued=self._outbox_wake.set)
+        server = WebServer(app, self.config.web.host, self.config.web.port)
+        server.start()
+        log.info("web desk on http://%s:%s (%s)", self.config.web.host, self.config.web.port, self.config.web.link_base)
+        return server
 
     def _shutdown(self, signum: int) -> None:
         log.info("signal %s: finishing the message in hand, then stopping", signal.Signals(signum).name)

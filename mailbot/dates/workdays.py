@@ -16,7 +16,7 @@ import chinese_calendar
 
 from mailbot.dates.provisional import provisional_days_off
 
-__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH", "package_names", "package_schedule"]
+__all__ = ["CalendarGapError", "WorkCalendar", "SOURCES_ZH", "package_names", "package_schedule", "day_names"]
 
 # where a year's schedule came from, as a person reads it
 SOURCES_ZH = {"rules": "规则文件（rules/calendar）", "loaded": "信用监管科录入的国务院通知",
@@ -34,6 +34,25 @@ def package_schedule(year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]]
         return None
     return (frozenset(d for d in _PACKAGE_HOLIDAYS if d.year == year),
             frozenset(d for d in _PACKAGE_WORKDAYS if d.year == year))
+
+
+def day_names(source: str, year: int, notice: str | None = None) -> dict[dt.date, str]:
+    """The holiday each day off or weekend worked of `year` belongs to, by where the schedule
+    comes from (WorkCalendar.source): the loaded `notice`'s text, the package's, the provisional
+    statutory days; empty for a rules file or a notice an older reader kept."""
+    if source == "loaded" and notice is not None:
+        from mailbot.dates.holiday_notice import NoticeError, parse_notice
+        try:
+            read = parse_notice(notice, year)
+        except NoticeError:                       # read by an older reader: the days stand, the names are left out
+            return {}
+        return {**read.holidays, **read.workdays}
+    if source == "package":
+        return package_names(year)
+    if source == "provisional":
+        from mailbot.dates.provisional import statutory_holidays
+        return statutory_holidays(year)
+    return {}
 
 
 def package_names(year: int) -> dict[dt.date, str]:

@@ -17,6 +17,7 @@ from mailbot.duties.package import build_status, evidence_zip_filename, package_
 from mailbot.model import Outcome, OutgoingMail
 from mailbot.writing.common import XLSX_MIME, ZIP_MIME, task_label
 from mailbot.writing.desk import closed_letter, help_lines, matrix_lines, matrix_table, section_lines
+from mailbot.writing.vocabulary import OUTCOME_WORDS
 
 __all__ = ["help", "query", "package", "remind", "bulletin", "confirm", "reject", "ignore", "reclassify",
            "close_month", "ATTACH_LIMIT"]
@@ -134,12 +135,10 @@ def _waiting(desk: Desk, receipt_no: str):
 
 def _settled(detail) -> str:
     m = detail.message
-    return (f"    回执编号{m.receipt_no}的邮件已处理过（{_OUTCOME_WORDS.get(m.outcome, m.outcome)}"
+    return (f"    回执编号{m.receipt_no}的邮件已处理过（{OUTCOME_WORDS.get(m.outcome, m.outcome)}"
             + (f"，{m.section}" if m.section else "") + "），无需再次处理。")
 
 
-_OUTCOME_WORDS = {"accepted": "已受理", "partially_accepted": "部分受理", "rejected": "已退回", "ignored": "已忽略",
-                  "quarantined": "待人工确认", "command": "指令", "forwarded": "已转人工", "failed": "处理失败"}
 
 
 @audited("confirm")
@@ -156,7 +155,7 @@ def confirm(desk: Desk, actor: Actor, receipt_no: str, section: str, *, now: dt.
         return Answer("confirm", True, f"{receipt_no} already settled ({detail.message.outcome})", _settled(detail))
     done = pipeline.confirm(receipt_no, section, intake=desk.intake, store=desk.store, now=now,
                             template_for=desk.template_for)
-    words = _OUTCOME_WORDS.get(done.outcome, done.outcome)
+    words = OUTCOME_WORDS.get(done.outcome, done.outcome)
     reply = done.reply or {}
     text = (f"    已将回执编号{receipt_no}的邮件确认为{section}的报送，校验结果：{words}。"
             + (f"\n    回执已发送至{'、'.join(reply.get('to', []))}" if reply else "")
@@ -215,7 +214,7 @@ def reclassify(desk: Desk, actor: Actor, receipt_no: str, item: int | None = Non
     m = detail.message
     if m.outcome in (Outcome.QUARANTINED.value, Outcome.IGNORED.value, Outcome.COMMAND.value,
                      Outcome.FORWARDED.value) or not m.section:
-        raise Refused(f"回执编号{receipt_no}的邮件不是已登记科室的报送（{_OUTCOME_WORDS.get(m.outcome, m.outcome)}），"
+        raise Refused(f"回执编号{receipt_no}的邮件不是已登记科室的报送（{OUTCOME_WORDS.get(m.outcome, m.outcome)}），"
                       "无法改判；待确认的邮件请先“确认”。", f"{receipt_no} is {m.outcome}: nothing to re-file")
     files = detail.attachments
     if item is None:

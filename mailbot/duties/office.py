@@ -228,9 +228,10 @@ class Office:
 
     # ------------------------------------------------------------ reading the store
 
-    def submissions(self, period: str, now: dt.datetime) -> list[StoredSubmission]:
-        """Every submission of `period` (rejected and superseded ones too) received by `now`."""
-        return as_of(self.store.submissions(period=period, current_only=False), now)
+    def submissions(self, period: str, now: dt.datetime, *, light: bool = False) -> list[StoredSubmission]:
+        """Every submission of `period` (rejected and superseded ones too) received by `now`;
+        `light`: without their rows, problems and evidence (Store.submissions)."""
+        return as_of(self.store.submissions(period=period, current_only=False, light=light), now)
 
     def submitted(self, periods: Iterable[str], now: dt.datetime) -> set[tuple[str, int, str]]:
         """(section, task, period) with a current accepted submission by `now` that counts (not a
@@ -246,7 +247,7 @@ class Office:
         return deadlines_for_period(self.rules, period, self.calendar, shift=self.shift)
 
     def status(self, period: str, now: dt.datetime, subs: Sequence[StoredSubmission] | None = None) -> list[Cell]:
-        subs = self.submissions(period, now) if subs is None else subs
+        subs = self.submissions(period, now, light=True) if subs is None else subs
         return status_matrix(self.rules, period, subs, now, self.calendar, shift=self.shift,
                              tracking_since=self.config.tracking_since)
 

@@ -6,7 +6,7 @@ records (messages, attachments, submissions, outbox, failures) live in SQLite by
 PostgreSQL by URL, in a schema that only Alembic migrations create (`Store.upgrade()`). Every
 public method is one transaction and speaks in plain values: no Session leaves this package.
 
-Each concern is a class in its own module (blobs, messages, outbox, shunt, positions, desk), all
+Each concern is a class in its own module (blobs, messages, outbox, shunt, positions, desk, web), all
 sharing the engine and transactions of `database.Database`; `Store` is all of them in one
 object, so callers keep one handle. Rows live in `schema`, the values handed out in `records`.
 """
@@ -25,6 +25,7 @@ from mailbot.store.schema import (
     MailboxKeyRow, MailboxStateRow, MessageRow, OutboxRow, SubmissionRow, receipt_number,
 )
 from mailbot.store.shunt import Shunt
+from mailbot.store.web import WebLogins
 
 __all__ = [
     "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
@@ -35,5 +36,5 @@ __all__ = [
 ]
 
 
-class Store(Messages, Outbox, Blobs, Shunt, Positions, DeskRecords):
+class Store(Messages, Outbox, Blobs, Shunt, Positions, DeskRecords, WebLogins):
     """The one door to the bot's files and records."""

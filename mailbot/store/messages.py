@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from mailbot.store.blobs import Blobs, _check_sha
 from mailbot.store.database import _advisory_key
 from mailbot.store.outbox import Outbox
 from mailbot.store.records import (
-    MessageDetail, PriorSubmission, RecordResult, ReusedFrom, StoredMessage, StoredSubmission,
+    MessageDetail, MessageSummary, PriorSubmission, StoredAttachment, RecordResult, ReusedFrom, StoredMessage, StoredSubmission,
     _outbox_mail, _stored_attachment, _stored_message, _stored_submission,
 )
 from mailbot.store.schema import (
@@ -337,8 +338,11 @@ class Messages(Outbox, Blobs):
             return [_stored_message(r) for r in s.scalars(q)]
 
     def submissions(self, section: str | None = None, task: int | None = None,
-                    period: str | None = None, current_only: bool = True) -> list[StoredSubmission]:
-        """Submissions ordered by section, task, period, id; by default only the current accepted ones."""
+                    period: str | None = None, current_only: bool = True, *,
+                    light: bool = False) -> list[StoredSubmission]:
+        """Submissions ordered by section, task, period, id; by default only the current accepted ones.
+        `light`: without the workbook rows, problems and evidence (data {}, errors/warnings/evidence
+        empty) — what the status matrix reads, in a fraction of the time."""
         q = (sa.select(SubmissionRow, MessageRow.receipt_no, AttachmentRow.filename)
              .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
              .join(AttachmentRow, SubmissionRow.attachment_ref == AttachmentRow.id)
@@ -351,10 +355,13 @@ class Messages(Outbox, Blobs):
             q = q.where(SubmissionRow.period == period)
         if current_only:
             q = q.where(SubmissionRow.status == "accepted", SubmissionRow.superseded_by.is_(None))
+        if light:
+            q = q.options(sa.orm.defer(SubmissionRow.data), sa.orm.defer(SubmissionRow.errors),
+                          sa.orm.defer(SubmissionRow.warnings), sa.orm.defer(SubmissionRow.evidence))
         with self._tx() as s:
             rows = s.execute(q).all()
             reused = _originals(s, [r for r, _, _ in rows])
-            return [_stored_submission(r, receipt, filename, reused.get(r.duplicate_of))
+            return [_stored_submission(r, receipt, filename, reused.get(r.duplicate_of), light=light)
                     for r, receipt, filename in rows]
 
     def message_detail(self, ref: int | str) -> MessageDetail | None:
@@ -378,6 +385,53 @@ class Messages(Outbox, Blobs):
                                                      reused.get(x.duplicate_of)) for x in subs),
                 outbox=tuple(_outbox_mail(o) for o in outs),
             )
+
+
+    def browse(self, *, period: str | None = None, section: str | None = None, task: int | None = None,
+               outcome: str | None = None, limit: int = 500) -> list[MessageSummary]:
+        """Messages newest first, for a person looking for one: `period` a month a file was filed
+        under or the message was received in (the bureau's time); `task` one a file was filed under."""
+        from mailbot.dates.period import Period
+        from mailbot.dates.zone import bureau_zone
+        q = sa.select(MessageRow).order_by(MessageRow.id.desc()).limit(limit)
+        if section is not None:
+            q = q.where(MessageRow.section == section)
+        if outcome is not None:
+            q = q.where(MessageRow.outcome == outcome)
+        if task is not None:
+            q = q.where(MessageRow.id.in_(sa.select(SubmissionRow.message_ref).where(SubmissionRow.task == task)))
+        if period is not None:
+            p = Period.parse(period)
+            start = dt.datetime(p.year, p.month, 1, tzinfo=bureau_zone())
+            end = dt.datetime(p.year + p.month // 12, p.month % 12 + 1, 1, tzinfo=bureau_zone())
+            q = q.where(sa.or_(
+                MessageRow.id.in_(sa.select(SubmissionRow.message_ref).where(SubmissionRow.period == str(p))),
+                sa.and_(MessageRow.received_at >= start, MessageRow.received_at < end)))
+        with self._tx() as s:
+            rows = s.scalars(q).all()
+            filed: dict[int, tuple[set[int], set[str]]] = {r.id: (set(), set()) for r in rows}
+            files = dict.fromkeys(filed, 0)
+            ids = list(filed)
+            for i in range(0, len(ids), 500):
+                for ref, t, per in s.execute(sa.select(SubmissionRow.message_ref, SubmissionRow.task,
+                                                       SubmissionRow.period)
+                                             .where(SubmissionRow.message_ref.in_(ids[i:i + 500]))):
+                    filed[ref][0].add(t)
+                    filed[ref][1].add(per)
+                for ref, n in s.execute(sa.select(AttachmentRow.message_ref, sa.func.count())
+                                        .where(AttachmentRow.message_ref.in_(ids[i:i + 500]))
+                                        .group_by(AttachmentRow.message_ref)):
+                    files[ref] = n
+            return [MessageSummary(_stored_message(r), tuple(sorted(filed[r.id][0])), tuple(sorted(filed[r.id][1])),
+                                   files[r.id]) for r in rows]
+
+    def attachment(self, attachment_id: int) -> tuple[StoredAttachment, StoredMessage] | None:
+        """A stored file by its id, with the message it came in."""
+        with self._tx() as s:
+            att = s.get(AttachmentRow, attachment_id)
+            if att is None:
+                return None
+            return _stored_attachment(att), _stored_message(s.get(MessageRow, att.message_ref))
 
 
 class _AlreadyRecorded(Exception):

@@ -9,7 +9,7 @@ from mailbot.store.schema import AttachmentRow, FailureRow, MessageRow, OutboxRo
 
 __all__ = [
     "StoredMessage", "StoredAttachment", "StoredSubmission", "ReusedFrom", "PriorSubmission", "RecordResult",
-    "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail", "MailboxPosition",
+    "Queued", "OutboxMail", "OutboxStats", "StoredFailure", "MessageDetail", "MailboxPosition", "MessageSummary",
 ]
 
 
@@ -174,6 +174,15 @@ class MessageDetail:
 
 
 @dataclass(frozen=True)
+class MessageSummary:
+    """A message as a list shows it: the tasks and months its files were filed under, how many files."""
+    message: StoredMessage
+    tasks: tuple[int, ...]
+    periods: tuple[str, ...]
+    files: int
+
+
+@dataclass(frozen=True)
 class MailboxPosition:
     source: str
     uidvalidity: int | None
@@ -200,13 +209,14 @@ def _stored_attachment(r: AttachmentRow) -> StoredAttachment:
 
 
 def _stored_submission(r: SubmissionRow, receipt_no: str | None, filename: str,
-                       reused_from: ReusedFrom | None = None) -> StoredSubmission:
+                       reused_from: ReusedFrom | None = None, *, light: bool = False) -> StoredSubmission:
+    """`light`: the row was read without its JSON columns but `sheets` (see Messages.submissions)."""
     return StoredSubmission(
         id=r.id, message_ref=r.message_ref, attachment_ref=r.attachment_ref,
         receipt_no=receipt_no or "", filename=filename, sha256=r.sha256, section=r.section,
-        task=r.task, period=r.period, status=r.status, errors=tuple(r.errors),
-        warnings=tuple(r.warnings), evidence=tuple(r.evidence), rows=r.rows,
-        sheets=tuple(r.sheets), data=r.data, received_at=r.received_at, due=r.due,
+        task=r.task, period=r.period, status=r.status, errors=() if light else tuple(r.errors),
+        warnings=() if light else tuple(r.warnings), evidence=() if light else tuple(r.evidence), rows=r.rows,
+        sheets=tuple(r.sheets), data={} if light else r.data, received_at=r.received_at, due=r.due,
         on_time=r.on_time, superseded_by=r.superseded_by, duplicate_of=r.duplicate_of,
         reused_from=reused_from,
     )

@@ -17,7 +17,7 @@ from mailbot.dates.zone import bureau_date
 
 __all__ = [
     "Base", "MessageRow", "AttachmentRow", "SubmissionRow", "OutboxRow", "FailureRow",
-    "MailboxStateRow", "MailboxKeyRow", "AuditRow", "LoadedCalendarRow", "ClosedPeriodRow", "UTCDateTime",
+    "MailboxStateRow", "MailboxKeyRow", "AuditRow", "LoadedCalendarRow", "ClosedPeriodRow", "LoginTokenRow", "UTCDateTime",
     "MESSAGE_OUTCOMES", "SUBMISSION_STATUSES", "OUTBOX_STATUSES", "receipt_number",
 ]
 
@@ -344,3 +344,16 @@ class ClosedPeriodRow(Base):
     period: Mapped[str] = mapped_column(sa.String(7), primary_key=True)   # YYYY-MM
     closed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     closed_by: Mapped[str] = mapped_column(sa.String(320))
+
+
+class LoginTokenRow(Base):
+    """A one-time link to the web desk mailed to a registered address: only its hash is kept, it
+    is good until `expires_at`, and once used (`used_at`) never again."""
+    __tablename__ = "login_tokens"
+    __table_args__ = (sa.Index(None, "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)   # sha256 hex of the token
+    address: Mapped[str] = mapped_column(sa.String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

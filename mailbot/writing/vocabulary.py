@@ -5,7 +5,8 @@ the terminal, the letters, the package for 区发改局 and the year's score.
 """
 from __future__ import annotations
 
-__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word", "REUSED_WORD", "MERGED_WORD", "provisional_words"]
+__all__ = ["STATE_WORDS", "STATE_MEANINGS", "state_word", "REUSED_WORD", "MERGED_WORD", "provisional_words",
+           "OUTCOME_WORDS", "ITEM_WORDS"]
 
 # the plan's 严禁弄虚作假: a file already submitted for another month never counts again; a joint
 # task's row two sections both report is shown once
@@ -30,6 +31,12 @@ STATE_MEANINGS = {
     "not_due": "报送期限未到，尚未报送",
     "not_applicable": "实施方案未将该任务分配给该科室，或在系统启用之前",
 }
+
+
+# what became of a message, and of one file in it
+OUTCOME_WORDS = {"accepted": "已受理", "partially_accepted": "部分受理", "rejected": "已退回", "ignored": "已忽略",
+                 "quarantined": "待人工确认", "command": "指令", "forwarded": "已转人工", "failed": "处理失败"}
+ITEM_WORDS = {"accepted": "通过校验", "rejected": "未通过校验", "skipped": "不作为材料（如签名图片）"}
 
 
 def state_word(state: str) -> str:
