@@ -105,7 +105,7 @@ class Daemon:
                      len(report.sent), len(report.temporary), len(report.permanent))
         return len(report.sent), len(report.temporary), len(report.permanent)
 
-    def write_health(self, *, ok: bool, error: str | None = None) -> None:
+    def write_health(self, *, ok: bool, error: str | None = None, source: Any = None) -> None:
         path = self.config.storage / HEALTH_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -113,6 +113,8 @@ class Daemon:
             data = {}
         now = self.clock().isoformat()
         data.update({"pid": os.getpid(), "updated_at": now})
+        if source is not None:      # what the mailbox lacks or refused (no MOVE, no IDLE, a folder): said once
+            data["mailbox_notes"] = [redact(n) for n in getattr(source, "notes", ())]
         if ok:
             data["last_poll_ok"] = now
             data.pop("last_error", None)
@@ -139,9 +141,9 @@ class Daemon:
         try:
             source.connect()
             mailbox.run_once(source, self.handle, limit)
-            self.write_health(ok=True)
+            self.write_health(ok=True, source=source)
         except Exception as e:
-            self.write_health(ok=False, error=f"{type(e).__name__}: {e}")
+            self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
             raise
         finally:
             self.on_processed = previous
@@ -168,13 +170,13 @@ class Daemon:
             return self.handle(fetched)
 
         def on_error(e: BaseException, delay: float) -> None:
-            self.write_health(ok=False, error=f"{type(e).__name__}: {e}")
+            self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
 
         # the heartbeat: watch() drains, then waits; every return to run_once is a good poll
         original_wait = source.wait
 
         def wait(timeout, stop=None):
-            self.write_health(ok=True)
+            self.write_health(ok=True, source=source)
             return original_wait(timeout, stop)
 
         source.wait = wait  # type: ignore[method-assign]
@@ -252,6 +254,7 @@ def health_report(config: Config, store: Store, now: dt.datetime, calendar: Any 
         "outbox_oldest_due": stats.oldest_due_at.isoformat() if stats.oldest_due_at else None,
         "outbox_failed_permanent": stats.counts.get("failed_permanent", 0),
         "waiting_for_a_person": waiting,
+        "mailbox_notes": data.get("mailbox_notes", []),
         # where this year's and next year's holidays come from; "provisional" until the notice is loaded
         "calendar": {str(y): calendar.source(y) for y in (now.year, now.year + 1)} if calendar else None,
         "calendar_provisional": [y for y in (now.year, now.year + 1) if calendar.is_provisional(y)] if calendar else None,
