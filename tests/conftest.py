@@ -150,9 +150,9 @@ def db_store(database_url, tmp_path):
 # stages, in well under a minute. A test is slow when it uses a server or database fixture or
 # lives in a module that drives whole programs; an explicit @pytest.mark.slow counts too.
 _SLOW_FIXTURES = {"make_postgres_db", "postgres_server", "postgres_url", "database_url", "db_store", "store", "dovecot",
-                  "smtp_relay", "make_smtp_relay", "test_cert", "sqlite_config", "sample", "shared_dir"}
+                  "cyrus", "imap_server", "smtp_relay", "make_smtp_relay", "test_cert", "sqlite_config", "sample", "shared_dir"}
 _SLOW_MODULES = {"test_faults", "test_daemon", "test_month", "test_demo", "test_mailservers", "test_mailbox",
-                 "test_sender", "test_cli", "test_office", "test_store", "test_boundaries", "test_corpus_parse",
+                 "test_imap_servers", "test_sender", "test_cli", "test_office", "test_store", "test_boundaries", "test_corpus_parse",
                  "test_backup", "test_bundle", "test_secrets"}
 
 

@@ -11,6 +11,10 @@ lives there). Fixtures:
   dovecot            a running Dovecot of its own on free loopback ports, fresh mail, stopped after the test
   make_smtp_relay    factory: make_smtp_relay(auth=("user", "pw"), security="plain|starttls|ssl")
   smtp_relay         an aiosmtpd relay on a free loopback port that delivers into `dovecot` over LMTP
+  cyrus              a running Cyrus IMAP 3.6 of its own (plain IMAP, LMTP), folders under "INBOX."
+  imap_server        each of them in turn (parametrized "dovecot", "cyrus"): the mail-path tests
+                     that must hold on any server (tests/test_mailbox.py, tests/test_imap_servers.py)
+  imap_smtp_relay    a plain relay delivering into `imap_server`
 
 Every user exists (static userdb, allow_all_users) and logs in with PASSWORD. Where Dovecot or
 openssl is missing, the tests that need them are skipped with the reason, or fail where
@@ -28,12 +32,13 @@ from pathlib import Path
 import pytest
 
 from mailbot.dev import devservers
-from mailbot.dev.devservers import (DOVECOT, HOST, PASSWORD, Certificate, Dovecot, Received, dovecot_missing,
-                                free_port)
+from mailbot.dev.devservers import (DOVECOT, HOST, PASSWORD, Certificate, Cyrus, Dovecot, Received, cyrus_missing,
+                                    dovecot_missing, free_port)
 
 __all__ = [
     "PASSWORD", "HOST", "DOVECOT", "TestCert", "Dovecot", "SmtpRelay", "Received", "free_port",
     "make_cert", "dovecot_missing", "test_cert", "dovecot", "make_smtp_relay", "smtp_relay",
+    "Cyrus", "cyrus_missing", "cyrus", "imap_server", "imap_smtp_relay",
 ]
 
 
@@ -66,7 +71,7 @@ class SmtpRelay(devservers.LmtpRelay):
     accept() ends that. `received` lists what it accepted.
     """
 
-    def __init__(self, dovecot: Dovecot | None, *, auth: tuple[str, str] | None = None,
+    def __init__(self, dovecot: Dovecot | Cyrus | None, *, auth: tuple[str, str] | None = None,
                  security: str = "plain", cert: Certificate | None = None):
         super().__init__(dovecot, auth=auth, security=security, cert=cert, server_hostname="relay.test")
 
@@ -87,15 +92,31 @@ def test_cert():
 @pytest.fixture
 def dovecot(test_cert):
     """A running Dovecot with empty mail; see mailbot.dev.devservers.Dovecot."""
-    missing = dovecot_missing()
-    if missing:
-        _need(missing)
-    server = Dovecot(test_cert)
+    yield from _running(Dovecot, dovecot_missing, test_cert)
+
+
+def _running(server_class, missing, test_cert):
+    reason = missing()
+    if reason:
+        _need(reason)
+    server = server_class(test_cert)
     try:
         server.start()
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def cyrus(test_cert):
+    """A running Cyrus with empty mail; see mailbot.dev.devservers.Cyrus."""
+    yield from _running(Cyrus, cyrus_missing, test_cert)
+
+
+@pytest.fixture(params=["dovecot", "cyrus"])
+def imap_server(request):
+    """Dovecot, then Cyrus: the same test against each real server."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture
@@ -117,3 +138,11 @@ def make_smtp_relay(dovecot, test_cert):
 @pytest.fixture
 def smtp_relay(make_smtp_relay) -> SmtpRelay:
     return make_smtp_relay()
+
+
+@pytest.fixture
+def imap_smtp_relay(imap_server):
+    """A plain SMTP relay delivering into `imap_server` (Dovecot or Cyrus) over LMTP."""
+    relay = SmtpRelay(imap_server).start()
+    yield relay
+    relay.stop()

@@ -1,5 +1,8 @@
 """Receiving mail (mailbot/mailbox.py) against a real Dovecot and a real Maildir.
 
+The mail-path tests (resume, server restart, IDLE, the whole loop with a threaded reply) run
+on Cyrus IMAP too (`imap_server`); tests/test_imap_servers.py has what differs by server.
+
 The handler here stands in for pipeline.process: it records each message through the real
 Store, so the store's (Message-ID, sha256) dedupe is what makes "processed once" true, as in
 service. State tests run on SQLite and PostgreSQL.
@@ -309,11 +312,11 @@ def test_flags_instead_of_moving_and_never_expunges(dovecot, store, commands, mo
         again.close()
 
 
-def test_restart_resumes_from_the_saved_uid(dovecot, db_store):
+def test_restart_resumes_from_the_saved_uid(imap_server, db_store):
     for i in range(25):
-        dovecot.deliver(USER, mail(i))
+        imap_server.deliver(USER, mail(i))
     rec = Recorder(db_store)
-    first = imap(dovecot, db_store, move=False, chunk=10)
+    first = imap(imap_server, db_store, move=False, chunk=10)
     first.connect()
     for f in first.fetch_new(10):
         first.settle(f, rec(f))
@@ -323,7 +326,7 @@ def test_restart_resumes_from_the_saved_uid(dovecot, db_store):
     first.close()
     assert db_store.mailbox_position(first.name).last_uid == 10
 
-    second = imap(dovecot, db_store, move=False, chunk=10)
+    second = imap(imap_server, db_store, move=False, chunk=10)
     second.connect()
     try:
         assert run_once(second, rec) == 15
@@ -335,7 +338,7 @@ def test_restart_resumes_from_the_saved_uid(dovecot, db_store):
     assert db_store.mailbox_position(first.name).last_uid == 25
     assert len(db_store.messages(limit=100)) == 25
 
-    third = imap(dovecot, db_store, move=False)
+    third = imap(imap_server, db_store, move=False)
     third.connect()
     try:
         assert run_once(third, rec) == 0
@@ -446,42 +449,42 @@ def test_login_failure_is_reported_clearly_and_retried(dovecot, store, caplog):
                for r in caplog.records) == 2
 
 
-def test_server_restarts_while_fetching_and_nothing_is_lost_or_repeated(dovecot, store, caplog):
+def test_server_restarts_while_fetching_and_nothing_is_lost_or_repeated(imap_server, store, caplog):
     for i in range(12):
-        dovecot.deliver(USER, mail(i))
+        imap_server.deliver(USER, mail(i))
 
     def restart_on_fifth(n, fetched):
         if n == 5:
-            dovecot.stop()          # graceful: the bot gets BYE; its settle of this message fails
-            dovecot.start()
+            imap_server.stop()          # graceful: the bot gets BYE; its settle of this message fails
+            imap_server.start()
 
     rec = Recorder(store, on_call=restart_on_fifth)
-    src = imap(dovecot, store, chunk=4)
+    src = imap(imap_server, store, chunk=4)
     stop = threading.Event()
     caplog.set_level(logging.INFO, logger="mailbot.transport.mailbox")
     t = threading.Thread(target=watch, args=(src, rec), daemon=True,
                          kwargs=dict(stop=stop, poll_interval=30, backoff=Backoff(initial=0.05, jitter=0)))
     t.start()
     try:
-        assert eventually(lambda: len(rec.created) == 12 and not dovecot.messages(USER))
+        assert eventually(lambda: len(rec.created) == 12 and not imap_server.messages(USER))
         # and again while it idles: the connection drops, it reconnects and sees new mail
-        dovecot.stop(fast=True)
-        dovecot.start()
-        dovecot.deliver(USER, mail(12))
-        assert eventually(lambda: len(rec.created) == 13 and not dovecot.messages(USER))
+        imap_server.stop(fast=True)
+        imap_server.start()
+        imap_server.deliver(USER, mail(12))
+        assert eventually(lambda: len(rec.created) == 13 and not imap_server.messages(USER))
     finally:
         stop.set()
         t.join(10)
     assert not t.is_alive()
     assert sorted(rec.created) == sorted(f"msg-{i}-accepted@example.test" for i in range(13))
     assert len(rec.calls) == 14                      # the fifth was fetched twice, recorded once
-    assert len(dovecot.messages(USER, "已受理")) == 13
+    assert len(imap_server.messages(USER, imap_server.folder("已受理"))) == 13
     assert len(store.messages(limit=100)) == 13
     assert any("reconnecting in" in r.getMessage() for r in caplog.records)
 
 
-def test_idle_wakes_on_new_mail_and_gives_up_on_timeout_or_stop(dovecot, store):
-    src = imap(dovecot, store)
+def test_idle_wakes_on_new_mail_and_gives_up_on_timeout_or_stop(imap_server, store):
+    src = imap(imap_server, store)
     src.connect()
     try:
         t0 = time.monotonic()
@@ -499,7 +502,7 @@ def test_idle_wakes_on_new_mail_and_gives_up_on_timeout_or_stop(dovecot, store):
         def later():
             time.sleep(0.3)
             delivered["at"] = time.monotonic()
-            dovecot.deliver(USER, mail(1))
+            imap_server.deliver(USER, mail(1))
 
         threading.Thread(target=later).start()
         assert src.wait(10) is True
@@ -666,7 +669,7 @@ def test_maildir_and_imap_name_folders_alike_on_a_dovecot_maildir(dovecot, store
 
 # ---------------------------------------------------------------- the whole loop
 
-def test_a_section_mails_in_and_reads_the_reply_in_its_own_mailbox(dovecot, smtp_relay, store):
+def test_a_section_mails_in_and_reads_the_reply_in_its_own_mailbox(imap_server, imap_smtp_relay, store):
     """SMTP in → Dovecot → ImapSource → pipeline → outbox → SMTP out → the section's mailbox.
 
     The outbox is sent with smtplib here, standing in for mailbot.transport.smtp.
@@ -683,7 +686,7 @@ def test_a_section_mails_in_and_reads_the_reply_in_its_own_mailbox(dovecot, smtp
                              own_addresses=frozenset({USER}), mailbox_address=USER)
     section = "fagui@example.test"
     sent = mail(1, subject="政策法规科 2026年11月 信用监管材料")          # no attachment: a rejection
-    with smtp_relay.client() as c:
+    with imap_smtp_relay.client() as c:
         c.sendmail(section, [USER], sent)
     now = dt.datetime.now(dt.UTC)
 
@@ -691,22 +694,22 @@ def test_a_section_mails_in_and_reads_the_reply_in_its_own_mailbox(dovecot, smtp
         return pipeline.process(f.raw, intake=intake, store=store, source=f.source,
                                 received_at=f.received_at, now=now)
 
-    src = imap(dovecot, store)
+    src = imap(imap_server, store)
     src.connect()
     try:
         assert run_once(src, handle) == 1
     finally:
         src.close()
-    assert dovecot.messages(USER) == [] and len(dovecot.messages(USER, "已退回")) == 1
+    assert imap_server.messages(USER) == [] and len(imap_server.messages(USER, imap_server.folder("已退回"))) == 1
 
     due = store.due_outbox(now + dt.timedelta(seconds=1))
     assert len(due) == 1
-    with smtp_relay.client() as c:
+    with imap_smtp_relay.client() as c:
         for m in due:
             # smtplib sends bytes as they are; the outbox keeps LF line ends (the sender makes them CRLF)
             crlf = m.raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             c.sendmail(USER, [a for _n, a in getaddresses(list(m.recipients))], crlf)
-    replies = dovecot.messages(section)
+    replies = imap_server.messages(section)
     assert len(replies) == 1
     reply = email.message_from_bytes(replies[0], policy=email.policy.default)
     assert reply["In-Reply-To"].strip() == "<msg-1-accepted@example.test>"

@@ -112,7 +112,7 @@ class Daemon:
                      len(report.sent), len(report.temporary), len(report.permanent))
         return len(report.sent), len(report.temporary), len(report.permanent)
 
-    def write_health(self, *, ok: bool, error: str | None = None) -> None:
+    def write_health(self, *, ok: bool, error: str | None = None, source: Any = None) -> None:
         path = self.config.storage / HEALTH_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -120,6 +120,8 @@ class Daemon:
             data = {}
         now = self.clock().isoformat()
         data.update({"pid": os.getpid(), "updated_at": now, **(self.role.fields() if self.role else {})})
+        if source is not None:      # what the mailbox lacks or refused (no MOVE, no IDLE, a folder): said once
+            data["mailbox_notes"] = [redact(n) for n in getattr(source, "notes", ())]
         if ok:
             data["last_poll_ok"] = now
             data.pop("last_error", None)
@@ -146,9 +148,9 @@ class Daemon:
         try:
             source.connect()
             mailbox.run_once(source, self.handle, limit)
-            self.write_health(ok=True)
+            self.write_health(ok=True, source=source)
         except Exception as e:
-            self.write_health(ok=False, error=f"{type(e).__name__}: {e}")
+            self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
             raise
         finally:
             self.on_processed = previous
@@ -175,13 +177,13 @@ class Daemon:
             return self.handle(fetched)
 
         def on_error(e: BaseException, delay: float) -> None:
-            self.write_health(ok=False, error=f"{type(e).__name__}: {e}")
+            self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
 
         # the heartbeat: watch() drains, then waits; every return to run_once is a good poll
         original_wait = source.wait
 
         def wait(timeout, stop=None):
-            self.write_health(ok=True)
+            self.write_health(ok=True, source=source)
             return original_wait(timeout, stop)
 
         source.wait = wait  # type: ignore[method-assign]
@@ -296,6 +298,7 @@ def health_report(config: Config, store: Store, now: dt.datetime, calendar: Any 
         "waiting_for_a_person": waiting,
         # which daemon is active, which wait (PostgreSQL), and this host's part: app/standby.py
         **_roles(config, store, now.tzinfo),
+        "mailbox_notes": data.get("mailbox_notes", []),
         # where this year's and next year's holidays come from; "provisional" until the notice is loaded
         "calendar": {str(y): calendar.source(y) for y in (now.year, now.year + 1)} if calendar else None,
         "calendar_provisional": [y for y in (now.year, now.year + 1) if calendar.is_provisional(y)] if calendar else None,

@@ -9,6 +9,8 @@ mailbot's whole mail path can run on a machine with nothing set up:
                no mail server needed; mailbot reads the credit section's Maildir directly)
   Dovecot      a Dovecot of its own (IMAP, STARTTLS, IMAPS, LMTP) with its config, ports and mail
                in a fresh folder under /tmp; started and stopped as our own child process
+  Cyrus        a Cyrus IMAP 3.6 of its own (IMAP, LMTP), the second server of the tests: its
+               folders live under the personal namespace "INBOX." (delimiter ".")
   LmtpRelay    an aiosmtpd server on a free loopback port that hands every accepted message to
                a Dovecot over LMTP (`mailbot demo --imap`; the tests' SMTP relay)
   make_cert    a self-signed certificate for 127.0.0.1 (openssl), for the TLS variants
@@ -21,6 +23,12 @@ belongs to nobody/nogroup in a folder of its own under /tmp (a 0700 root folder 
 tmp_path is unreachable for nobody); `dovecot -F` keeps the master in the foreground, so stopping
 it is terminating our own child (and its process group); auth_failure_delay = 0 and a disabled
 auth-penalty socket keep login failures fast.
+
+Facts the Cyrus launcher relies on: Debian's cyrus-imapd (imapd itself) conflicts with
+dovecot-imapd, so where Dovecot is installed .ci/run unpacks the package's binaries into
+/opt/cyrus-imapd (`apt-get download cyrus-imapd; dpkg-deb -x`) beside cyrus-common (master,
+lmtpd); Cyrus's master runs as root and drops to the `cyrus` user, so as root only; users log in
+against a sasldb of our own (saslpasswd2, from sasl2-bin), added as a test first names them.
 """
 from __future__ import annotations
 
@@ -46,7 +54,7 @@ from typing import Any
 
 __all__ = [
     "HOST", "PASSWORD", "DOVECOT", "DOVECOT_INSTALL", "free_port", "dovecot_missing",
-    "Certificate", "make_cert", "Dovecot", "Received", "DevSMTP", "MaildirSMTP", "LmtpRelay",
+    "Certificate", "make_cert", "Dovecot", "Cyrus", "cyrus_missing", "CYRUS_INSTALL", "Received", "DevSMTP", "MaildirSMTP", "LmtpRelay",
 ]
 
 HOST = "127.0.0.1"
@@ -55,6 +63,11 @@ DOVECOT = shutil.which("dovecot", path=os.pathsep.join(["/usr/sbin", "/usr/local
                                                         os.environ.get("PATH", "")]))
 DOVECOT_INSTALL = "apt-get install dovecot-imapd dovecot-lmtpd"
 _NOBODY = 65534
+CYRUS_BIN = Path("/usr/lib/cyrus/bin")                       # cyrus-common: master, lmtpd, ctl_cyrusdb
+# imapd: cyrus-imapd, installed, or unpacked beside Dovecot (the two packages conflict; see .ci/run)
+CYRUS_IMAPD_DIRS = (CYRUS_BIN, Path("/opt/cyrus-imapd/usr/lib/cyrus/bin"))
+CYRUS_INSTALL = ("apt-get install cyrus-common sasl2-bin libsasl2-modules-db; and imapd from cyrus-imapd "
+                 "(it conflicts with dovecot-imapd: .ci/run unpacks it into /opt/cyrus-imapd)")
 
 
 def free_port() -> int:
@@ -163,52 +176,44 @@ service anvil {{
 """
 
 
-class Dovecot:
-    """A Dovecot of its own: IMAP (+STARTTLS) and IMAPS on free loopback ports, LMTP on a unix socket.
+class _DevImap:
+    """What both development IMAP servers share: a process group of our own, LMTP delivery, reading mail back.
 
-    Every user exists (static userdb, allow_all_users) and logs in with PASSWORD; a user's mail
-    is the Maildir `maildir(user)`. The ports and the mail survive stop()/start(), for
-    server-restart tests; close() stops it and removes its folder.
+    A subclass sets root, imap_port, lmtp_socket, process, _stderr and provides _command(),
+    _ready() and _diagnostics(); `namespace_prefix` is where a user's own folders live.
     """
 
     host = HOST
     password = PASSWORD
+    namespace_prefix = ""
+    name = "imap"
+    root: Path
+    imap_port: int
+    lmtp_socket: Path
+    process: subprocess.Popen[bytes] | None = None
+    _stderr: Any = None
+    start_seconds: float | None = None
 
-    def __init__(self, cert: Certificate | None = None):
-        if DOVECOT is None:
-            raise RuntimeError(dovecot_missing())
-        self.cert = cert
-        # Under /tmp: the mail user (nobody, when we are root) must reach the mail.
-        self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-", dir="/tmp"))
-        os.chmod(self.root, 0o755)
-        self.imap_port = free_port()
-        self.imaps_port = free_port()
-        self.lmtp_socket = self.root / "run" / "lmtp"
-        self.config_file = self.root / "dovecot.conf"
-        self.log_file = self.root / "dovecot.log"
-        self.start_seconds: float | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-        self._stderr = None
-        root_run = os.geteuid() == 0
-        uid, gid = (_NOBODY, _NOBODY) if root_run else (os.getuid(), os.getgid())
-        me = pwd.getpwuid(os.getuid()).pw_name
-        (self.root / "mail").mkdir()
-        if root_run:
-            os.chown(self.root / "mail", uid, gid)
-        ssl_files = f"ssl_cert = <{cert.cert}\nssl_key = <{cert.key}" if cert else ""
-        self.config_file.write_text(_CONF.format(
-            instance=f"mailbot-dev-{self.imap_port}", root=self.root, host=HOST,
-            ssl="yes" if cert else "no", ssl_files=ssl_files, uid=uid, gid=gid, password=PASSWORD,
-            imap_port=self.imap_port,
-            imaps=(f"  inet_listener imaps {{\n    address = {HOST}\n    port = {self.imaps_port}\n"
-                   f"    ssl = yes\n  }}\n") if cert else "",
-            internal_user="dovecot" if root_run and _user_exists("dovecot") else me,
-            login_user="dovenull" if root_run and _user_exists("dovenull") else me,
-        ))
+    def _command(self) -> list[str]:
+        raise NotImplementedError
 
-    @property
-    def has_tls(self) -> bool:
-        return self.cert is not None
+    def _ready(self) -> bool:
+        return self.lmtp_socket.exists() and _answers(self.host, self.imap_port)
+
+    def _diagnostics(self) -> str:
+        return ""
+
+    def _port(self, security: str) -> int:
+        if security != "plain":
+            raise ValueError(f"this {self.name} serves plain IMAP only, not {security}")
+        return self.imap_port
+
+    def _user(self, user: str) -> None:
+        """Make `user` able to log in (nothing to do where every user exists)."""
+
+    def folder(self, name: str) -> str:
+        """The full name of one of a user's own folders: '已受理' -> 'INBOX.已受理' on Cyrus."""
+        return name if name.upper() == "INBOX" else self.namespace_prefix + name
 
     # ------------------------------------------------------------ lifecycle
 
@@ -217,20 +222,20 @@ class Dovecot:
         if self.process is not None and self.process.poll() is None:
             return 0.0
         t0 = time.monotonic()
-        # -F: the master stays our child, so stop() ends exactly the process we started. Its
-        # stderr goes to a file: a Dovecot holding the caller's stderr keeps the caller's pipes open.
-        self._stderr = open(self.root / "dovecot.stderr", "ab")
-        self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.config_file)], stdin=subprocess.DEVNULL,
+        # The master stays our child, so stop() ends exactly the process we started. Its stderr
+        # goes to a file: a server holding the caller's stderr keeps the caller's pipes open.
+        self._stderr = open(self.root / f"{self.name}.stderr", "ab")
+        self.process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, cwd=self.root,
                                         stdout=self._stderr, stderr=self._stderr, start_new_session=True)
         deadline = t0 + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dovecot exited with {self.process.returncode}: {self._diagnostics()}")
-            if self.lmtp_socket.exists() and _answers(self.host, self.imap_port):
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self._diagnostics()}")
+            if self._ready():
                 break
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"dovecot did not start within {timeout} s: {self._diagnostics()}")
+                raise RuntimeError(f"{self.name} did not start within {timeout} s: {self._diagnostics()}")
             time.sleep(0.005)
         self.start_seconds = time.monotonic() - t0
         return self.start_seconds
@@ -282,42 +287,35 @@ class Dovecot:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> Dovecot:
+    def __enter__(self):
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def log_text(self) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _diagnostics(self) -> str:
-        err = (self.root / "dovecot.stderr").read_text(errors="replace") if (self.root / "dovecot.stderr").exists() else ""
-        return (err + self.log_text())[-3000:]
-
     # ------------------------------------------------------------ mail
 
     def deliver(self, rcpt: str, raw: bytes, sender: str = "sender@example.test") -> None:
-        """Deliver `raw` to `rcpt`'s INBOX over LMTP (Dovecot adds Return-Path and Delivered-To)."""
+        """Deliver `raw` to `rcpt`'s INBOX over LMTP (the server adds Return-Path and Delivered-To)."""
+        self._user(rcpt)
         with smtplib.LMTP(str(self.lmtp_socket), timeout=30) as lmtp:
             refused = lmtp.sendmail(sender, [rcpt], raw)
         if refused:
             raise RuntimeError(f"LMTP refused {rcpt}: {refused}")
 
     def server(self, user: str, security: str = "plain", folder: str = "INBOX", password: str = PASSWORD):
-        """A config.MailServer for this Dovecot."""
+        """A config.MailServer for this server."""
         from mailbot.app.config import MailServer
-        port = {"plain": self.imap_port, "starttls": self.imap_port, "ssl": self.imaps_port}[security]
+        self._user(user)
+        port = self._port(security)
         return MailServer(host=self.host, port=port, security=security, username=user, password=password,
                           folder=folder)
 
     def mailbox(self, user: str, folder: str | None = "INBOX", password: str = PASSWORD):
         """An imap-tools MailBoxUnencrypted logged in as `user` (use it as a context manager)."""
         from imap_tools import MailBoxUnencrypted
+        self._user(user)
         return MailBoxUnencrypted(self.host, self.imap_port, timeout=30).login(user, password, initial_folder=folder)
 
     def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
@@ -351,8 +349,199 @@ class Dovecot:
         with self.mailbox(user, None) as mb:
             return sorted(f.name for f in mb.folder.list())
 
+
+class Dovecot(_DevImap):
+    """A Dovecot of its own: IMAP (+STARTTLS) and IMAPS on free loopback ports, LMTP on a unix socket.
+
+    Every user exists (static userdb, allow_all_users) and logs in with PASSWORD; a user's mail
+    is the Maildir `maildir(user)`. The ports and the mail survive stop()/start(), for
+    server-restart tests; close() stops it and removes its folder.
+    """
+
+    name = "dovecot"
+
+    def __init__(self, cert: Certificate | None = None):
+        if DOVECOT is None:
+            raise RuntimeError(dovecot_missing())
+        self.cert = cert
+        # Under /tmp: the mail user (nobody, when we are root) must reach the mail.
+        self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-", dir="/tmp"))
+        os.chmod(self.root, 0o755)
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
+        self.lmtp_socket = self.root / "run" / "lmtp"
+        self.config_file = self.root / "dovecot.conf"
+        self.log_file = self.root / "dovecot.log"
+        self.start_seconds: float | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stderr = None
+        root_run = os.geteuid() == 0
+        uid, gid = (_NOBODY, _NOBODY) if root_run else (os.getuid(), os.getgid())
+        me = pwd.getpwuid(os.getuid()).pw_name
+        (self.root / "mail").mkdir()
+        if root_run:
+            os.chown(self.root / "mail", uid, gid)
+        ssl_files = f"ssl_cert = <{cert.cert}\nssl_key = <{cert.key}" if cert else ""
+        self.config_file.write_text(_CONF.format(
+            instance=f"mailbot-dev-{self.imap_port}", root=self.root, host=HOST,
+            ssl="yes" if cert else "no", ssl_files=ssl_files, uid=uid, gid=gid, password=PASSWORD,
+            imap_port=self.imap_port,
+            imaps=(f"  inet_listener imaps {{\n    address = {HOST}\n    port = {self.imaps_port}\n"
+                   f"    ssl = yes\n  }}\n") if cert else "",
+            internal_user="dovecot" if root_run and _user_exists("dovecot") else me,
+            login_user="dovenull" if root_run and _user_exists("dovenull") else me,
+        ))
+
+    @property
+    def has_tls(self) -> bool:
+        return self.cert is not None
+
+    def _command(self) -> list[str]:
+        return [DOVECOT, "-F", "-c", str(self.config_file)]       # -F: the master stays in the foreground
+
+    def _port(self, security: str) -> int:
+        return {"plain": self.imap_port, "starttls": self.imap_port, "ssl": self.imaps_port}[security]
+
+    def log_text(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _diagnostics(self) -> str:
+        err = (self.root / "dovecot.stderr").read_text(errors="replace") if (self.root / "dovecot.stderr").exists() else ""
+        return (err + self.log_text())[-3000:]
+
     def maildir(self, user: str) -> Path:
         return self.root / "mail" / user / "Maildir"
+
+
+# ---------------------------------------------------------------- Cyrus
+
+def cyrus_imapd() -> Path | None:
+    """Where Cyrus's imapd is: installed, or unpacked from the package beside Dovecot."""
+    for d in CYRUS_IMAPD_DIRS:
+        if (d / "imapd").is_file():
+            return d / "imapd"
+    return None
+
+
+def cyrus_missing() -> str | None:
+    """Why a Cyrus cannot be started here, or None."""
+    if not (CYRUS_BIN / "master").is_file() or not (CYRUS_BIN / "lmtpd").is_file():
+        return f"Cyrus is not installed ({CYRUS_INSTALL})"
+    if cyrus_imapd() is None:
+        return f"Cyrus's imapd is not installed ({CYRUS_INSTALL})"
+    if shutil.which("saslpasswd2", path="/usr/sbin:/usr/bin:/sbin") is None:
+        return "saslpasswd2 is not installed (apt-get install sasl2-bin)"
+    if not _user_exists("cyrus"):
+        return "the cyrus user does not exist (it comes with cyrus-common)"
+    if os.geteuid() != 0:
+        return "Cyrus's master runs as root and drops to the cyrus user: a test Cyrus needs root"
+    return None
+
+
+_CYRUS_CONF = """# written by mailbot/devservers.py: a development server, loopback only
+configdirectory: {root}/conf
+defaultpartition: default
+partition-default: {root}/spool
+proc_path: {root}/run/proc
+mboxname_lockpath: {root}/run/lock
+lmtpsocket: {root}/run/lmtp
+idlesocket: {root}/run/idle
+notifysocket: {root}/run/notify
+syslog_prefix: mailbot-cyrus-{port}
+# the defaults that matter here: folders under "INBOX.", delimiter "."
+altnamespace: no
+unixhierarchysep: no
+virtdomains: userid
+lmtp_downcase_rcpt: yes
+# a user's INBOX is made at the first login or delivery
+autocreate_quota: 0
+autocreate_post: 1
+allowplaintext: yes
+sasl_pwcheck_method: auxprop
+sasl_auxprop_plugin: sasldb
+sasl_sasldb_path: {root}/sasldb2
+sasl_mech_list: PLAIN LOGIN
+imapidlepoll: 1
+"""
+
+_CYRUS_SERVICES = """START {{
+  recover cmd="{bin}/ctl_cyrusdb -C {conf} -r"
+}}
+SERVICES {{
+  imap cmd="{imapd} -C {conf}" listen="{host}:{port}" prefork=0
+  lmtpunix cmd="{bin}/lmtpd -C {conf}" listen="{root}/run/lmtp" prefork=0
+}}
+EVENTS {{
+}}
+DAEMON {{
+  idled cmd="{idled} -C {conf}"
+}}
+"""
+
+
+class Cyrus(_DevImap):
+    """A Cyrus IMAP 3.6 of its own: IMAP on a free loopback port, LMTP on a unix socket, plain only.
+
+    Run with Cyrus's defaults where they matter: altnamespace off, so a user's folders are
+    "INBOX.<name>" with "." between levels, and CREATE at the top level is refused. Users log
+    in with PASSWORD from a sasldb of its own, each added the first time a test names it; the
+    INBOX is made at the first login or delivery. Ports and mail survive stop()/start().
+    """
+
+    name = "cyrus"
+    namespace_prefix = "INBOX."
+
+    def __init__(self, cert: Certificate | None = None):
+        missing = cyrus_missing()
+        if missing:
+            raise RuntimeError(missing)
+        self.cert = cert                        # no TLS here: Dovecot's tests cover it
+        self.root = Path(tempfile.mkdtemp(prefix="mailbot-cyrus-", dir="/tmp"))
+        os.chmod(self.root, 0o755)
+        self.imap_port = free_port()
+        self.lmtp_socket = self.root / "run" / "lmtp"
+        self.config_file = self.root / "imapd.conf"
+        self.process = None
+        self._users: set[str] = set()
+        for d in ("conf", "spool", "run"):
+            (self.root / d).mkdir()
+        imapd = cyrus_imapd()
+        self.config_file.write_text(_CYRUS_CONF.format(root=self.root, port=self.imap_port))
+        (self.root / "cyrus.conf").write_text(_CYRUS_SERVICES.format(
+            bin=CYRUS_BIN, imapd=imapd, idled=imapd.parent / "idled", conf=self.config_file, host=HOST,
+            port=self.imap_port, root=self.root))
+        self._own()
+
+    def _own(self) -> None:
+        cyrus = pwd.getpwnam("cyrus")
+        for p in [self.root / d for d in ("conf", "spool", "run")] + list(self.root.glob("sasldb2*")):
+            os.chown(p, cyrus.pw_uid, cyrus.pw_gid)
+
+    def _command(self) -> list[str]:
+        # -D: the master stays in the foreground, our child
+        return [str(CYRUS_BIN / "master"), "-D", "-C", str(self.config_file), "-M", str(self.root / "cyrus.conf"),
+                "-p", str(self.root / "run" / "master.pid")]
+
+    def _user(self, user: str) -> None:
+        if user in self._users:
+            return
+        subprocess.run([shutil.which("saslpasswd2", path="/usr/sbin:/usr/bin:/sbin"), "-p", "-c",
+                        "-f", str(self.root / "sasldb2"), user],
+                       input=self.password.encode(), check=True, capture_output=True, timeout=30)
+        self._own()
+        self._users.add(user)
+
+    def log_text(self) -> str:
+        try:
+            return (self.root / "cyrus.stderr").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _diagnostics(self) -> str:
+        return self.log_text()[-3000:]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -620,7 +809,7 @@ class LmtpRelay(DevSMTP):
     A failed LMTP delivery answers 451 for the whole message (recipients before it got it).
     """
 
-    def __init__(self, dovecot: Dovecot | None, **kwargs: Any):
+    def __init__(self, dovecot: _DevImap | None, **kwargs: Any):
         self.dovecot = dovecot
         kwargs.setdefault("server_hostname", "relay.test")
         super().__init__(**kwargs)

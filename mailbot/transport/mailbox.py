@@ -17,6 +17,10 @@ Traps this module works around, each named where it is handled:
 - Coremail-style servers want IMAP ID after login, omit UIDNEXT and advertise SASL-IR without
   supporting it: we send ID when offered, track the highest UID ourselves, log in with LOGIN.
 - Only UIDs are searched: SEARCH on Chinese text fails on many servers.
+- Cyrus (and Courier) keep a user's folders under a personal namespace "INBOX." and refuse CREATE
+  at the top level: the outcome folders' prefix and delimiter come from NAMESPACE (RFC 2342).
+- What the server lacks (MOVE, keywords, IDLE) or refuses (a folder's CREATE, a MOVE) is said
+  once per start, not per message or per reconnect, and kept in `notes` for `health`.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ from mailbot.failpoints import failpoint
 __all__ = [
     "Fetched", "Source", "ImapSource", "MaildirSource", "MailboxError", "LoginFailed",
     "Backoff", "run_once", "watch", "source_from_config", "imap_id", "refresh_capabilities",
-    "maildir_folder_name", "DEFAULT_FOLDERS", "DONE_KEYWORD",
+    "maildir_folder_name", "DEFAULT_FOLDERS", "DONE_KEYWORD", "parse_namespace", "namespaced", "keywords_allowed",
 ]
 
 log = logging.getLogger("mailbot.transport.mailbox")
@@ -215,6 +219,47 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_NS_STRING = rb'"((?:[^"\\]|\\.)*)"'
+_NAMESPACE_RE = re.compile(rb"^\s*\(\(\s*" + _NS_STRING + rb"\s+(?:" + _NS_STRING + rb"|NIL)", re.I)
+
+
+def parse_namespace(data: Sequence[Any]) -> tuple[str, str] | None:
+    """(prefix, delimiter) of the first personal namespace in a NAMESPACE answer (RFC 2342), or None.
+
+    '(("INBOX." ".")) (("user." ".")) (("" "."))' -> ("INBOX.", "."); '(("" "/")) NIL NIL' -> ("", "/");
+    personal NIL (no personal namespace) or an answer we cannot read -> None. The prefix is
+    modified UTF-7 on the wire; the delimiter NIL (a flat namespace) becomes "".
+    """
+    from imap_tools.imap_utf7 import utf7_decode
+    first = next((d for d in data if isinstance(d, bytes)), None)
+    m = _NAMESPACE_RE.match(first) if first is not None else None
+    if m is None:
+        return None
+
+    def unquote(b: bytes) -> bytes:
+        return re.sub(rb"\\(.)", rb"\1", b)
+    prefix = utf7_decode(unquote(m.group(1)))
+    delimiter = unquote(m.group(2)).decode("ascii", "replace") if m.group(2) is not None else ""
+    return prefix, delimiter
+
+
+def namespaced(folder: str, namespace: tuple[str, str] | None) -> str:
+    """The full name of a configured folder under the personal namespace: '已受理' -> 'INBOX.已受理'.
+
+    A name that is INBOX, already starts with the prefix or contains the delimiter is taken as
+    the full name the administrator meant, and used as it is.
+    """
+    if not namespace or not namespace[0]:
+        return folder
+    prefix, delimiter = namespace
+    inbox = prefix.upper().startswith("INBOX")         # INBOX is case-insensitive, the rest is not
+    head = folder[:len(prefix)]
+    if (folder.upper() == "INBOX" or (head.upper() == prefix.upper() if inbox else head == prefix)
+            or (delimiter and delimiter in folder)):
+        return folder
+    return prefix + folder
+
+
 def refresh_capabilities(client: imaplib.IMAP4) -> tuple[str, ...]:
     """Ask CAPABILITY again: imaplib (and so imap-tools) keeps the pre-login list, which lacks MOVE on Dovecot."""
     client._get_capabilities()  # noqa: SLF001 - the documented way imaplib fills .capabilities
@@ -318,6 +363,19 @@ def _size_groups(uids: Sequence[int], sizes: Mapping[int, int], max_bytes: int) 
         yield group
 
 
+def keywords_allowed(client: imaplib.IMAP4) -> bool:
+    """True if the selected folder lets us set keywords of our own (PERMANENTFLAGS has \\*)."""
+    perm = b" ".join(x for x in client.untagged_responses.get("PERMANENTFLAGS", []) or [] if isinstance(x, bytes))
+    return b"\\*" in perm
+
+
+def _answer(data: Any) -> str:
+    """A server's answer (imaplib's data list) as one line of text."""
+    parts = data if isinstance(data, (list, tuple)) else [data]
+    return " ".join(p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
+                    for p in parts if p is not None).strip()
+
+
 def _imap_errors() -> tuple[type[BaseException], ...]:
     from imap_tools.errors import UnexpectedCommandStatusError
     return (OSError, imaplib.IMAP4.error, UnexpectedCommandStatusError, EOFError)
@@ -365,6 +423,11 @@ class ImapSource:
         self.uidvalidity: int | None = None
         self.can_move = False
         self.keywords_allowed = False
+        self.namespace: tuple[str, str] | None = None     # personal (prefix, delimiter), from NAMESPACE
+        # per start: what the server lacks or refused, said once and shown by `health`
+        self.notes: list[str] = []
+        self._noted: set[str] = set()
+        self._refused_folders: dict[str, str] = {}        # full name -> the server's answer to CREATE
         self._last_uid = 0
         self._outstanding: set[int] = set()
         self._done: set[int] = set()
@@ -426,12 +489,10 @@ class ImapSource:
             if typ != "OK":
                 raise MailboxError(f"cannot select {self.folder!r} on {self.where}: {typ} {data!r}")
             self.uidvalidity = self._uidvalidity()
-            perm = b" ".join(mb.client.untagged_responses.get("PERMANENTFLAGS", []) or [])
-            self.keywords_allowed = b"\\*" in perm
+            self.keywords_allowed = keywords_allowed(mb.client)
             self.can_move = self.move_wanted and "MOVE" in self.capabilities
-            if self.move_wanted and not self.can_move:
-                log.warning("%s: the server does not offer MOVE: messages will be flagged, not moved "
-                            "(COPY + EXPUNGE would also remove other \\Deleted mail)", self.name)
+            self.namespace = self._namespace() if "NAMESPACE" in self.capabilities else None
+            self._server_notes()
             self._load_position()
         except LoginFailed:
             self.close()
@@ -445,6 +506,48 @@ class ImapSource:
             raise
         log.info("%s: connected to %s, UIDVALIDITY %s, resuming after UID %d%s", self.name, self.where,
                  self.uidvalidity, self._last_uid, "" if self.can_move else ", flag-only")
+
+    def _note(self, key: str, message: str, level: int = logging.WARNING) -> None:
+        """Log `message` once per start (not per connection or message) and keep it for `health`."""
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        self.notes.append(message)
+        log.log(level, "%s: %s", self.name, message)
+
+    def _server_notes(self) -> None:
+        if self.move_wanted and "MOVE" not in self.capabilities:
+            self._note("no-move", f"the server does not offer MOVE: messages stay in {self.folder} and are "
+                                  "flagged, not moved (COPY + EXPUNGE would also remove other \\Deleted mail)")
+        if not self.can_move and not self.keywords_allowed:
+            self._bare_flag_note()
+        if "IDLE" not in self.capabilities:
+            self._note("no-idle", "the server does not offer IDLE: mailbot polls instead (every poll_interval seconds)")
+
+    def _bare_flag_note(self) -> None:
+        self._note("bare-flag", "the server allows no keywords (PERMANENTFLAGS lacks \\*): a message that is "
+                                "flagged instead of moved gets a bare \\Flagged, the same for every outcome; "
+                                "the store alone tells the outcomes apart")
+
+    def _namespace(self) -> tuple[str, str] | None:
+        try:
+            typ, data = self._client().namespace()
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as e:       # BAD: use the names as configured
+            typ, data = "BAD", [str(e).encode()]
+        ns = parse_namespace(data or []) if typ == "OK" else None
+        if typ != "OK":
+            self._note("namespace", f"NAMESPACE refused ({typ} {_answer(data)}): folder names are used as configured")
+        elif ns and ns[0] and "namespace-prefix" not in self._noted:
+            self._noted.add("namespace-prefix")    # a fact, not a problem: logged once, not a note
+            log.info("%s: personal namespace %r (delimiter %r): outcome folders are created under it, e.g. %r",
+                     self.name, ns[0], ns[1], namespaced(next(iter(self.folders.values()), "x") or "x", ns))
+        return ns
+
+    def mailbox_name(self, folder: str) -> str:
+        """The full IMAP name of a configured outcome folder on this server."""
+        return namespaced(folder, self.namespace)
 
     def _uidvalidity(self) -> int | None:
         from imap_tools.utils import encode_folder
@@ -568,6 +671,7 @@ class ImapSource:
             return
         try:
             target = _folder_for(self.folders, outcome)
+            target = self.mailbox_name(target) if target else None
             moved = False
             if self.can_move and target and target != self.folder and self._ensure_folder(target):
                 moved = self._move(uid, target)
@@ -595,16 +699,29 @@ class ImapSource:
             self._last_uid = top
 
     def _ensure_folder(self, name: str) -> bool:
+        """True once the folder exists; a folder whose CREATE was refused is not tried again this start."""
         from imap_tools.utils import encode_folder
         if name in self._ready_folders:
             return True
+        if name in self._refused_folders:
+            return False
         client = self._client()
         if not self.mailbox.folder.exists(name):
-            typ, data = client._simple_command("CREATE", encode_folder(name))  # noqa: SLF001
+            try:
+                typ, data = client._simple_command("CREATE", encode_folder(name))  # noqa: SLF001
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as e:   # BAD (a name the server will not take): a refusal, not a broken link
+                typ, data = "BAD", [str(e).encode()]
             if typ != "OK" and not self.mailbox.folder.exists(name):
-                log.warning("%s: cannot create folder %r (%s %r): flagging instead of moving "
-                            "(a server with a namespace prefix may want e.g. 'INBOX.%s' in the folder names)",
-                            self.name, name, typ, data, name)
+                answer = f"{typ} {_answer(data)}"
+                self._refused_folders[name] = answer
+                outcomes = sorted(o for o, f in self.folders.items() if f and self.mailbox_name(f) == name)
+                self._note(f"create:{name}", f"cannot create folder {name!r}, the server answered: {answer}; "
+                                             f"{', '.join(outcomes) or 'its messages'} stay in {self.folder} and are "
+                                             "flagged instead (not tried again until mailbot restarts)")
+                if not self.keywords_allowed:
+                    self._bare_flag_note()
                 return False
             client.subscribe(encode_folder(name))     # so that mail clients show it; failure is harmless
             log.info("%s: created folder %r", self.name, name)
@@ -617,8 +734,10 @@ class ImapSource:
         typ, data = self._client().uid("MOVE", str(uid), encode_folder(target))
         if typ == "OK":
             return True
-        log.warning("%s: UID MOVE %d to %r refused (%s %r): flagging instead, and for the rest of this "
-                    "connection", self.name, uid, target, typ, data)
+        self._note("move-refused", f"UID MOVE {uid} to {target!r} refused, the server answered: {typ} "
+                                   f"{_answer(data)}; flagging instead (tried again after each reconnect)")
+        if not self.keywords_allowed:
+            self._bare_flag_note()
         self.can_move = False
         return False
 
@@ -788,6 +907,7 @@ class MaildirSource:
         self.move = move
         self.poll_step = poll_step
         self.name = f"maildir:{self.root.resolve()}"
+        self.notes: list[str] = []               # nothing to say about a Maildir; ImapSource's are read by `health`
         self._paths: dict[str, Path] = {}
 
     def __repr__(self) -> str:
