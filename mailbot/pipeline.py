@@ -12,13 +12,14 @@ import hashlib
 import json
 import logging
 import traceback
+from email.utils import parseaddr
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from mailbot.dates.workdays import WorkCalendar
 from mailbot.dates.period import period_of
-from mailbot.dates.zone import bureau_time
+from mailbot.dates.zone import bureau_time, iso, zh_time
 from mailbot.failpoints import failpoint
 from mailbot.desk import commands
 from mailbot.intake import classify, judge, parse, screen, trust
@@ -408,10 +409,13 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
         if verdict.outcome is Outcome.COMMAND:
             stage = "command"           # done before it is recorded: every action is safe to repeat
             verdict, ran, outbox = _run_command(verdict, incoming, intake, desk, sha, now, drafted)
-        elif verdict.outcome is Outcome.FORWARDED:
+        elif verdict.outcome is Outcome.FORWARDED and (letter := _answered_letter(verdict, incoming, store)) is not None:
             stage = "reply"
-            outbox = _forward_drafter(verdict, incoming, intake, store, now, drafted)
+            outbox = _forward_drafter(verdict, incoming, intake, store, letter, received_at, now, drafted)
         else:
+            if verdict.outcome is Outcome.FORWARDED:      # names a letter we never sent this address
+                verdict = judge.ignore(f"{verdict.reason.split(':')[0]}: but no letter of ours went to "
+                                       f"{incoming.from_addr} under <{verdict.thread}>; not passed on")
             verdict = _apply_reply_cap(verdict, incoming, intake, store, now)
             stage = "reply"
             outbox = _reply_drafter(verdict, incoming, intake, received_at, now, template_for, drafted)
@@ -444,11 +448,18 @@ def _run_command(verdict: Verdict, incoming: Incoming, intake: Intake, desk: Any
     command = verdict.command
     role = "credit" if verdict.section == intake.credit_section else "section"
     actor = Actor(incoming.from_addr, role, verdict.section, "mail")
+    # the request, not the bytes: the same mail delivered twice (another Received line, two aliases)
+    # is one request, and what it changed or sent is not done again
+    ref = "mail:" + hashlib.sha256(f"{incoming.message_id}\0{incoming.from_addr}".encode("utf-8")).hexdigest()[:32]
+    done = desk.store.audit_entry(ref) if desk is not None else None
     if desk is None:
         ran = Answer(command.name, False, "not done: no desk in this program",
                      "    本程序未接入信用监管科工作台，指令未执行。")
+    elif done is not None and done.ok and command.name not in commands.READ_ONLY and command.error is None:
+        ran = Answer(command.name, True, f"done before, at {iso(done.at)}: {done.result}",
+                     f"    该指令已于{zh_time(done.at)}执行，本次收到的是同一封邮件，未重复执行。")
     else:
-        ran = commands.execute(desk, actor, command, incoming, now=now, ref=f"mail:{sha}")
+        ran = commands.execute(desk, actor, command, incoming, now=now, ref=ref)
     verdict = replace(verdict, reason=f"command {command.name}: {ran.summary}")
 
     def outbox(receipt_no: str, replaced: Sequence[Replaced] = ()) -> list[Any]:
@@ -485,30 +496,55 @@ def _with_desk_notice(outbox: Callable[..., list[Any]], verdict: Verdict, incomi
     return both
 
 
-def _forward_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, store: IntakeStore, now: dt.datetime,
-                     drafted: dict[str, Any]):
+def _answered_letter(verdict: Verdict, incoming: Incoming, store: IntakeStore) -> Any:
+    """The letter of ours a person's reply answers, where we really sent it to that address: a
+    made-up In-Reply-To must not make the bureau write to anyone (backscatter)."""
+    sender = (incoming.from_addr or "").lower()
+
+    def to_sender(letter: Any) -> bool:
+        return sender in {parseaddr(r)[1].lower() for r in letter.recipients}
+    if verdict.thread:
+        letter = store.letter(verdict.thread)
+        return letter if letter is not None and to_sender(letter) else None
+    # a client that keeps no In-Reply-To: the receipt number its subject quotes
+    for receipt_no in commands.thread_receipts(incoming):
+        detail = store.message_detail(receipt_no)
+        letters = [o for o in (detail.outbox if detail else ()) if to_sender(o)]
+        if letters:
+            return letters[0]
+    return None
+
+
+def _forward_drafter(verdict: Verdict, incoming: Incoming, intake: Intake, store: IntakeStore, letter: Any,
+                     received_at: dt.datetime, now: dt.datetime, drafted: dict[str, Any]):
     """A person's reply: passed to the credit section (our letter it answers quoted), and its sender
-    told, once per thread, that a person will answer."""
+    told, once per thread, that a person will answer — never in answer to that note itself, and
+    within the hourly cap, so that no responder can start a ping-pong."""
     from mailbot.writing.desk import forward_ack, forward_to_credit
-    original = None
-    if verdict.thread and (letter := store.letter(verdict.thread)) is not None:
-        original = _plain_text(letter.raw)
+    original = _plain_text(letter.raw)
     credit = intake.addresses_of(intake.credit_section) if intake.credit_section else ()
     thread = hashlib.sha256((verdict.thread or incoming.message_id).encode("utf-8")).hexdigest()[:12]
+    cap = intake.replies_per_sender_per_hour
+    acknowledge = ".forwarded." not in (verdict.thread or "") and ".forwarded." not in (incoming.in_reply_to or "") \
+        and (cap is None or store.auto_replies_since(incoming.from_addr, now - dt.timedelta(hours=1)) < cap)
 
     def outbox(receipt_no: str, replaced: Sequence[Replaced] = ()) -> list[Any]:
         mails = []
         if credit:
             fwd = forward_to_credit(incoming=incoming, section=verdict.section, receipt_no=receipt_no, original=original,
                                     to=credit, mailbox_address=intake.mailbox_address,
-                                    mailbox_name=intake.mailbox_name, now=now, credit_section=intake.credit_section)
+                                    mailbox_name=intake.mailbox_name, now=now, received_at=received_at,
+                                    credit_section=intake.credit_section)
             mails.append(OutgoingMail(kind=fwd.kind, recipients=fwd.recipients, subject=fwd.subject,
                                       mail_message_id=fwd.message_id, raw=fwd.raw, dedupe_key=f"forward:{receipt_no}"))
-        ack = forward_ack(incoming=incoming, section=verdict.section, receipt_no=receipt_no, key=thread,
-                          mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name, now=now)
-        mails.append(OutgoingMail(kind=ack.kind, recipients=ack.recipients, subject=ack.subject,
-                                  mail_message_id=ack.message_id, raw=ack.raw, dedupe_key=f"forward-ack:{thread}"))
-        drafted["reply"] = {"to": list(ack.recipients), "cc": [], "subject": ack.subject, "message_id": ack.message_id}
+        if acknowledge:
+            ack = forward_ack(incoming=incoming, section=verdict.section, receipt_no=receipt_no, key=thread,
+                              mailbox_address=intake.mailbox_address, mailbox_name=intake.mailbox_name, now=now,
+                              received_at=received_at)
+            mails.append(OutgoingMail(kind=ack.kind, recipients=ack.recipients, subject=ack.subject,
+                                      mail_message_id=ack.message_id, raw=ack.raw, dedupe_key=f"forward-ack:{thread}"))
+            drafted["reply"] = {"to": list(ack.recipients), "cc": [], "subject": ack.subject,
+                                "message_id": ack.message_id}
         return mails
     return outbox
 

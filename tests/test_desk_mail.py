@@ -257,8 +257,24 @@ def test_reclassify_refiles_one_file_and_sends_a_corrected_receipt(capsys, cfg, 
                                                  "--now", "2026-12-03T10:00").splitlines()]
     moved = next(s for s in status if s["section"] == "知识产权科" and s["task"] == first["task"])
     assert moved["state"] == "late"                                      # October's, received 20 November
+    assert _state(capsys, cfg, "2026-11", "知识产权科", first["task"]) == "missing"   # no longer November's
     [same] = ingest(capsys, cfg, mail(tmp_path, CREDIT, f"改判 {no}:1 2026年10月"))
     assert same["ok"] and "already" in same["reason"]
+    # and back: November counts it once, October not at all
+    [back] = ingest(capsys, cfg, mail(tmp_path, CREDIT, f"改判 {no}:1 2026年11月"))
+    assert back["ok"] and f"{no}-2" in back["reason"]
+    assert _state(capsys, cfg, "2026-11", "知识产权科", first["task"]) == "on_time"
+    assert _state(capsys, cfg, "2026-10", "知识产权科", first["task"]) == "missing"
+    from mailbot.store import Store
+    config = load_config(cfg)
+    current = [x for x in Store(config.database, config.storage).submissions(section="知识产权科", task=first["task"])]
+    assert [(x.period, x.receipt_no) for x in current] == [("2026-11", no)]
+
+
+def _state(capsys, cfg, period, section, task) -> str:
+    rows = [json.loads(line) for line in _cli(capsys, cfg, "status", "--period", period, "--json",
+                                              "--now", "2026-12-03T10:00").splitlines()]
+    return next(r["state"] for r in rows if r["section"] == section and r["task"] == task)
 
 
 def test_package_comes_back_with_the_workbook_and_the_evidence(capsys, cfg, tmp_path):
@@ -309,7 +325,9 @@ def test_a_persons_reply_goes_to_the_credit_section_and_its_sender_is_told_once(
     mails = outbox(capsys, cfg)
     forwards = [o for o in mails if o["kind"] == "forward"]
     assert len(forwards) == 2 and all(o["to"] == [CREDIT] for o in forwards)
-    text = raw_of(cfg, forwards[-1]["message_id"].strip("<>")).get_body(("plain",)).get_content()
+    forwarded = raw_of(cfg, forwards[-1]["message_id"].strip("<>"))
+    assert forwarded["Reply-To"] == FAGUI                                  # the clerk's Reply answers the section
+    text = forwarded.get_body(("plain",)).get_content()
     assert "第3项台账的日期填错了" in text and "系统原邮件" in text and r["receipt_no"] in text
     acks = [o for o in mails if o["subject"].startswith("【已转人工】")]
     assert len(acks) == 1 and acks[0]["to"] == [FAGUI]                    # once per thread
@@ -387,3 +405,57 @@ def test_bulletin_goes_to_every_section_now_with_the_credit_section_in_copy(caps
     assert FAGUI in bulletin["to"] and "canyin@cqscjg.example.cn" in bulletin["to"] and CREDIT in bulletin["cc"]
     answer = raw_of(cfg, r["reply"]["message_id"]).get_body(("plain",)).get_content()
     assert "已发送2026年11月报送情况通报" in answer
+
+
+def test_a_made_up_reply_makes_the_bureau_write_to_nobody(capsys, cfg, tmp_path):
+    [r] = ingest(capsys, cfg, EXAMPLES / "01-fagui-monthly-mutt.eml")
+    before = len(outbox(capsys, cfg))
+    forged = [mail(tmp_path, "victim@example.org", "回复：你好", "hello", in_reply_to=f"XY20261120-000{n:02d}.receipt@cqscjg.example.cn")
+              for n in range(1, 6)]
+    # our real receipt, but the reply comes from an address it never went to
+    forged.append(mail(tmp_path, "victim@example.org", "回复：你好", "hello", in_reply_to=r["reply"]["message_id"].strip("<>")))
+    results = ingest(capsys, cfg, *forged)
+    assert {x["outcome"] for x in results} == {"ignored"} and all(x["reply"] is None for x in results)
+    assert len(outbox(capsys, cfg)) == before
+
+
+def test_a_responder_answering_the_note_gets_no_second_note(capsys, cfg, tmp_path):
+    [r] = ingest(capsys, cfg, EXAMPLES / "01-fagui-monthly-mutt.eml")
+    [a] = ingest(capsys, cfg, mail(tmp_path, FAGUI, "回复：收到", "收到", in_reply_to=r["reply"]["message_id"].strip("<>")))
+    note = a["reply"]["message_id"].strip("<>")
+    for _ in range(3):          # a crude responder: In-Reply-To only, no References, no Auto-Submitted
+        [x] = ingest(capsys, cfg, mail(tmp_path, FAGUI, "回复：【已转人工】", "收到", in_reply_to=note))
+        assert x["reply"] is None
+    assert len([o for o in outbox(capsys, cfg) if o["subject"].startswith("【已转人工】")]) == 1
+
+
+def test_the_same_command_mail_delivered_twice_is_done_once(capsys, cfg, tmp_path):
+    ingest(capsys, cfg, *sorted(EXAMPLES.glob("*.eml")))
+    first = mail(tmp_path, CREDIT, "通报 2026年11月")
+    again = tmp_path / "again.eml"                      # an SMTP retry: one more Received line, other bytes
+    again.write_bytes(b"Received: from relay2 by mx; Thu, 3 Dec 2026 09:31:00 +0800\n" + first.read_bytes())
+    [a] = ingest(capsys, cfg, first)
+    [b] = ingest(capsys, cfg, again)
+    assert a["ok"] and b["ok"] and "done before" in b["reason"]
+    assert len([o for o in outbox(capsys, cfg) if o["subject"].startswith("【调度通报】")]) == 1
+    assert "未重复执行" in raw_of(cfg, b["reply"]["message_id"]).get_body(("plain",)).get_content()
+    assert len([a for a in json.loads("[" + ",".join(_cli(capsys, cfg, "audit", "--json").splitlines()) + "]")
+                if a["action"] == "bulletin"]) == 1
+
+
+def test_a_zero_width_space_pasted_before_the_command_is_no_matter():
+    rules = load_rules(ROOT / "rules")
+    c = read_command(_incoming("\u200b查询\u200b 2026年11月"), rules, dt.date(2026, 12, 3))
+    assert c is not None and c.name == "query" and c.args == {"period": "2026-11"}
+    assert read_command(_incoming("Fwd: 查询 2026年11月", "查询 2026年11月"), rules, dt.date(2026, 12, 3)) is None
+
+
+@pytest.mark.parametrize("subject,why", [("通报 2000年1月", "没有该月的任何报送记录"), ("催报 2062年11月", "尚未到来"),
+                                         ("通报 2099年12月", "尚未到来")])
+def test_a_month_mailbot_never_collected_sends_nothing_to_the_sections(capsys, cfg, tmp_path, subject, why):
+    ingest(capsys, cfg, *sorted(EXAMPLES.glob("*.eml")))
+    before = len(outbox(capsys, cfg))
+    [r] = ingest(capsys, cfg, mail(tmp_path, CREDIT, subject))
+    assert (r["outcome"], r["ok"]) == ("command", False)
+    assert why in raw_of(cfg, r["reply"]["message_id"]).get_body(("plain",)).get_content()
+    assert len(outbox(capsys, cfg)) == before + 1                        # the answer, nothing else

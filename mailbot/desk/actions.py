@@ -35,6 +35,22 @@ def _month(period: str | None, now: dt.datetime) -> str:
     return str(Period.parse(period)) if period else period_of(bureau_time(now))
 
 
+def _chased_month(desk: Desk, period: str, now: dt.datetime, word: str) -> str:
+    """A month mail may go out about to every section: not one still to come, and one mailbot
+    collected (from `tracking_since`, or with submissions in the store) — a typo such as 2062 or
+    2000 must not send an official 通报 or eleven reminders."""
+    period = str(Period.parse(period))
+    label = Period.parse(period).label
+    if Period.parse(period) > Period.parse(period_of(bureau_time(now))):
+        raise Refused(f"{label}尚未到来，不能{word}。", f"{period} is still to come")
+    if not desk.office.collected(period, desk.office.submissions(period, now)):
+        since = desk.config.tracking_since
+        why = f"系统自{Period.parse(since).label}起受理报送" if since else "系统中没有该月的任何报送记录"
+        raise Refused(f"{why}，{label}不在系统受理的月份之内，未{word}。请核对月份。",
+                      f"{period} was not collected by mailbot")
+    return period
+
+
 @audited("help")
 def help(desk: Desk, actor: Actor, *, now: dt.datetime, problem: str | None = None) -> Answer:  # noqa: A001
     """Every command with an example (a section's clerk: its one command); `problem`: why the
@@ -93,6 +109,8 @@ def remind(desk: Desk, actor: Actor, period: str | None = None, *, now: dt.datet
     """Remind now every section still owing an item of the month."""
     _credit_only(actor, "催报")
     period = _month(period, now)
+    if period != period_of(bureau_time(now)):     # the current month may be chased before anything came
+        period = _chased_month(desk, period, now, "催报")
     key = f"desk-{_short(ref or now.isoformat())}"
     sent, unaddressed = desk.office.remind_now(period, now, key)
     label = Period.parse(period).label
@@ -113,7 +131,7 @@ def remind(desk: Desk, actor: Actor, period: str | None = None, *, now: dt.datet
 def bulletin(desk: Desk, actor: Actor, period: str, *, now: dt.datetime, ref: str | None = None) -> Answer:
     """The month's 调度通报 to every section, now."""
     _credit_only(actor, "通报")
-    period = str(Period.parse(period))
+    period = _chased_month(desk, period, now, "通报")
     sent = desk.office.bulletin(period, now, key=f"bulletin:{period}:desk-{_short(ref or now.isoformat())}")
     label = Period.parse(period).label
     if not sent:
@@ -225,6 +243,9 @@ def reclassify(desk: Desk, actor: Actor, receipt_no: str, item: int | None = Non
     if not 1 <= item <= len(files):
         raise Refused(f"该邮件只有{len(files)}份材料，没有第{item}份。", f"{receipt_no} has no file {item}")
     att = files[item - 1]
+    if att.status == "skipped":
+        raise Refused(f"第{item}份“{att.filename}”是邮件正文中的插图，不是报送材料，无法改判。",
+                      f"{receipt_no}:{item} is an inline image, not a file")
     current = [s for s in detail.submissions if s.attachment_ref == att.id and s.superseded_by is None]
     now_task = current[0].task if current else None
     now_period = current[0].period if current else None
@@ -239,7 +260,10 @@ def reclassify(desk: Desk, actor: Actor, receipt_no: str, item: int | None = Non
     incoming = parse.parse_message(desk.store.read_raw(m.raw_sha256), limits=desk.rules.limits)
     prior = [p for p in desk.store.prior_submissions([att.sha256]) if p.receipt_no != m.receipt_no]
     received = bureau_time(m.received_at)
-    result = pipeline.refile_item(incoming, desk.intake, received, prior, m.section, att.sha256, new_task, new_period)
+    try:
+        result = pipeline.refile_item(incoming, desk.intake, received, prior, m.section, att.sha256, new_task, new_period)
+    except LookupError:
+        raise Refused(f"第{item}份“{att.filename}”不是可改判的附件。", f"{receipt_no}:{item}: no such attachment") from None
     corrections = sum(1 for o in detail.outbox if o.kind == "correction")
     number = f"{receipt_no}-{corrections + 1}"
     to = (m.from_addr,)

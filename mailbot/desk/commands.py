@@ -18,7 +18,7 @@ from mailbot.model import Command, Incoming, Rules
 if TYPE_CHECKING:
     from mailbot.desk.core import Actor, Answer, Desk
 
-__all__ = ["WORDS", "read_command", "command_line", "execute", "RECEIPT_NO"]
+__all__ = ["WORDS", "READ_ONLY", "read_command", "command_line", "execute", "RECEIPT_NO"]
 
 # the command words, in the order the help lists them → the action's id
 WORDS: dict[str, str] = {
@@ -26,8 +26,10 @@ WORDS: dict[str, str] = {
     "确认": "confirm", "退回": "reject", "忽略": "ignore", "改判": "reclassify", "节假日": "holidays",
     "结账": "close",
 }
+# what only reads: asked again, it is answered again (the rest is done once per request)
+READ_ONLY = frozenset({"help", "query", "package"})
 RECEIPT_NO = re.compile(r"XY\d{8}-\d{5}", re.I)
-_REPLY = re.compile(r"^\s*((re|aw|sv|fw|fwd)\s*[:：]|回复\s*[:：]|答复\s*[:：]|回覆\s*[:：])", re.I)
+_REPLY = re.compile(r"^\s*((re|aw|sv)\s*[:：]|回复\s*[:：]|答复\s*[:：]|回覆\s*[:：])", re.I)
 # a command word stands alone: "汇总 2026年11月", "查询2026年11月", never "汇总材料" or "通报表扬"
 _WORD = re.compile("^(" + "|".join(sorted(map(re.escape, WORDS), key=len, reverse=True)) + r")(?=$|[\s0-9Xx(:,])")
 _TASK = re.compile(r"^任务\s*(\d{1,2})$")
@@ -36,7 +38,8 @@ _YEAR = re.compile(r"^(\d{4})\s*年?$")
 
 def _normal(text: str) -> str:
     """Full-width to half-width (NFKC), every run of spaces one space, brackets around a word dropped."""
-    text = unicodedata.normalize("NFKC", text or "").replace("\u3000", " ")
+    # format characters (a zero-width space pasted from a chat window) are not there for a reader
+    text = "".join(c for c in unicodedata.normalize("NFKC", text or "") if unicodedata.category(c) != "Cf")
     text = re.sub(r"^[【\[]\s*(\S+?)\s*[】\]]", r"\1 ", text.strip())
     return re.sub(r"\s+", " ", text).strip()
 
@@ -105,7 +108,7 @@ def _required_period(word: str):
 def _receipt(tokens: list[str], incoming: Incoming, word: str) -> str:
     """The receipt number written first, or the one of the letter this mail replies to."""
     if tokens and RECEIPT_NO.fullmatch(tokens[0].split(":")[0]):
-        return tokens.pop(0).upper()
+        return tokens.pop(0).split(":")[0].upper()
     found = thread_receipts(incoming)
     if len(found) == 1:
         return found[0]

@@ -59,18 +59,26 @@ class DeskRecords(Database):
     def record_audit(self, *, actor: str, role: str, channel: str, action: str, args: dict[str, Any], ok: bool,
                      result: str, section: str | None = None, ref: str | None = None,
                      now: dt.datetime | None = None) -> AuditEntry:
-        """Record one action; an action already recorded under `ref` (a replay) is returned as it was."""
+        """Record one action. An action recorded before under `ref` (the same request again, after a
+        crash or a failure) is one row: it says how the latest attempt ended."""
         at = _aware(now, "now") if now is not None else _utcnow()
         values = dict(at=at, actor=actor, role=role, section=section, channel=channel, action=action,
                       args=args, ok=ok, result=result, ref=ref)
         with self._tx(write=True) as s:
             if ref is not None:
-                s.execute(self._insert(AuditRow).values(**values).on_conflict_do_nothing(index_elements=["ref"]))
+                s.execute(self._insert(AuditRow).values(**values).on_conflict_do_update(
+                    index_elements=["ref"], set_=dict(at=at, ok=ok, result=result)))
                 return _entry(s.scalars(sa.select(AuditRow).where(AuditRow.ref == ref)).one())
             row = AuditRow(**values)
             s.add(row)
             s.flush()
             return _entry(row)
+
+    def audit_entry(self, ref: str) -> AuditEntry | None:
+        """The action recorded under `ref`, if any."""
+        with self._tx() as s:
+            row = s.scalars(sa.select(AuditRow).where(AuditRow.ref == ref)).one_or_none()
+            return _entry(row) if row is not None else None
 
     def audit(self, *, limit: int = 1000, since: dt.datetime | None = None, action: str | None = None,
               actor: str | None = None) -> list[AuditEntry]:

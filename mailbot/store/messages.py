@@ -304,10 +304,15 @@ class Messages(Outbox, Blobs):
                 s.add(new)
                 s.flush()
             for o in old:
-                # what the withdrawn submission had replaced is current again
-                for earlier in s.scalars(sa.select(SubmissionRow).where(SubmissionRow.superseded_by == o.id)):
+                # what the withdrawn submission had replaced under its own key is current again
+                # (never a row withdrawn before: that one stays withdrawn)
+                for earlier in s.scalars(sa.select(SubmissionRow).where(
+                        SubmissionRow.superseded_by == o.id, SubmissionRow.id != o.id,
+                        _is(SubmissionRow.section, o.section), SubmissionRow.task == o.task,
+                        SubmissionRow.period == o.period)):
                     earlier.superseded_by = None
-                o.superseded_by = new.id if new is not None else o.id
+                # withdrawn: superseded by itself, so no view of its month or task counts it again
+                o.superseded_by = o.id
             s.flush()
             replaced: tuple[Replaced, ...] = ()
             if new is not None:

@@ -165,13 +165,16 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
                  message_id: str, now: dt.datetime, in_reply_to: str | None = None,
                  references: Sequence[str] = (), cc: Sequence[str] = (),
                  attachments: Sequence[tuple[str, bytes, str]] = (),
-                 auto_submitted: str = "auto-replied", table: str | None = None) -> bytes:
+                 auto_submitted: str = "auto-replied", table: str | None = None,
+                 reply_to: str | None = None) -> bytes:
     """An RFC 5322 message, UTF-8, plain and HTML, with attachments (name, bytes, mime type)."""
     msg = EmailMessage()
     msg["From"] = Address(display_name=sender_name, addr_spec=sender)
     msg["To"] = safe_header(", ".join(to), "To")
     if cc:
         msg["Cc"] = safe_header(", ".join(cc), "Cc")
+    if reply_to:
+        msg["Reply-To"] = safe_header(reply_to, "Reply-To")
     msg["Subject"] = safe_header(subject)
     plain = safe_text(plain)
     html_plain = plain

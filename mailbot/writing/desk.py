@@ -15,7 +15,7 @@ from mailbot.dates.period import Period
 from mailbot.dates.zone import zh_date, zh_time
 from mailbot.model import Incoming, Rules
 from mailbot.writing.common import Letter, TABLE_MARK, closing, greeting, make_message, mail_domain, safe_header, task_label
-from mailbot.writing.vocabulary import STATE_MEANINGS, STATE_WORDS
+from mailbot.writing.vocabulary import REUSED_WORD, STATE_MEANINGS, STATE_WORDS
 
 __all__ = ["help_lines", "answer_letter", "matrix_table", "matrix_lines", "section_lines",
            "forward_to_credit", "forward_ack", "closed_letter", "waiting_notice"]
@@ -57,6 +57,7 @@ def answer_letter(*, text: str, ok: bool, line: str, incoming: Incoming, receipt
                   table: str | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()) -> Letter:
     """The answer to a command mail: what was done (or why not), threaded under the command."""
     tag = "指令结果" if ok else "指令未执行"
+    line = line if len(line) <= 60 else line[:60] + "…"
     subject = safe_header(f"【{tag}】{receipt_no} {line}")
     lines = [greeting(name), "", f"    收到您{zh_time(incoming.date or now)}发出的指令“{line}”（登记编号{receipt_no}）。", "",
              text.rstrip("\n"), *closing(mailbox_name, now, thanks=False)]
@@ -144,8 +145,12 @@ def section_lines(rules: Rules, section: str, period: str, cells: Sequence[Any],
         lines += ["", "    本月收到贵科室的材料："]
         for s in sorted(sent, key=lambda s: s.received_at):
             result = "已受理" if s.status == "accepted" else "未受理（已退回）"
-            if s.status == "accepted" and getattr(s, "superseded_by", None):
+            if s.status == "accepted" and getattr(s, "superseded_by", None) == s.id:
+                result = "经信用监管科改判，改按其他任务或月份登记"
+            elif s.status == "accepted" and getattr(s, "superseded_by", None):
                 result = "已受理，后被新报送的材料替换"
+            elif s.status == "accepted" and getattr(s, "reused_from", None) is not None:
+                result = f"已受理，{REUSED_WORD}"
             lines.append(f"      {zh_time(s.received_at)}　回执{s.receipt_no}　任务{s.task}　{result}")
     owed = [c for c in mine if _state(c) in ("missing", "rejected", "reused", "not_due")]
     lines += ["", f"    尚需报送{len(owed)}项；" + ("请在截止日期前报送。" if owed else "该月材料已全部报送，感谢配合。")]
@@ -156,29 +161,31 @@ def section_lines(rules: Rules, section: str, period: str, cells: Sequence[Any],
 
 def forward_to_credit(*, incoming: Incoming, section: str | None, receipt_no: str, original: str | None,
                       to: Sequence[str], mailbox_address: str, mailbox_name: str, now: dt.datetime,
-                      credit_section: str) -> Letter:
+                      received_at: dt.datetime, credit_section: str) -> Letter:
     """A section's reply to one of our letters, for a person of the credit section to answer."""
-    who = f"{section}（{incoming.from_addr}）" if section else incoming.from_addr
-    subject = safe_header(f"【科室回复】{receipt_no} {who}：{incoming.subject or '（无主题）'}")
+    who = f"{section}（{incoming.from_addr}）" if section else f"{incoming.from_addr}（未登记的邮箱）"
+    tag = "科室回复" if section else "来信转交"
+    subject = safe_header(f"【{tag}】{receipt_no} {who}：{incoming.subject or '（无主题）'}")
     lines = [greeting(credit_section), "",
-             f"    {who}于{zh_time(incoming.date or now)}回复了系统发出的邮件，内容不含材料附件，需要人工阅处。"
-             f"系统已告知对方将由工作人员答复；请直接回复{incoming.from_addr}（登记编号{receipt_no}）。", "",
+             f"    {who}于{zh_time(received_at)}回复了系统发出的邮件，内容不含材料附件，需要人工阅处。"
+             f"请直接回复本邮件（将发给{incoming.from_addr}），登记编号{receipt_no}。", "",
              "    ——— 回复内容 ———", *(f"    {line}" for line in (incoming.text or "（无正文）").strip().splitlines()[:200])]
     if original:
         lines += ["", "    ——— 系统原邮件 ———", *(f"    > {line}" for line in original.strip().splitlines()[:200])]
     lines += closing(mailbox_name, now, thanks=False)
     message_id = f"{receipt_no}.forward@{mail_domain(mailbox_address)}"
     raw = make_message(sender=mailbox_address, sender_name=mailbox_name, to=list(to), subject=subject,
-                       plain="\n".join(lines) + "\n", message_id=message_id, now=now, auto_submitted="auto-generated")
+                       plain="\n".join(lines) + "\n", message_id=message_id, now=now, auto_submitted="auto-generated",
+                       reply_to=incoming.from_addr)
     return Letter("forward", tuple(to), subject, message_id, raw)
 
 
 def forward_ack(*, incoming: Incoming, section: str | None, receipt_no: str, key: str, mailbox_address: str,
-                mailbox_name: str, now: dt.datetime) -> Letter:
+                mailbox_name: str, now: dt.datetime, received_at: dt.datetime) -> Letter:
     """The one answer to a person's reply in a thread: a person will read it and answer."""
     subject = safe_header(f"【已转人工】{incoming.subject or '（无主题）'}")
     lines = [greeting(section), "",
-             f"    您{zh_time(incoming.date or now)}的回复已收到（登记编号{receipt_no}），已转交{mailbox_name}工作人员阅处，"
+             f"    您于{zh_time(received_at)}发来的回复已收到（登记编号{receipt_no}），已转交{mailbox_name}工作人员阅处，"
              "将由工作人员直接答复您。", "    同一主题下的后续回复也会转交，不再另行通知。",
              *closing(mailbox_name, now)]
     message_id = f"{receipt_no}.forwarded.{key}@{mail_domain(mailbox_address)}"
