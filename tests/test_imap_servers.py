@@ -137,7 +137,7 @@ def test_without_move_keywords_or_idle_each_is_said_once_and_reaches_health(imap
     # the daemon writes them into the health file; `health` shows them
     from mailbot.app.daemon import Daemon, health_report
     now = dt.datetime.now(dt.UTC)
-    fake = types.SimpleNamespace(config=types.SimpleNamespace(storage=tmp_path, max_silence=900), clock=lambda: now)
+    fake = types.SimpleNamespace(config=types.SimpleNamespace(storage=tmp_path, max_silence=900), clock=lambda: now, role=None)
     Daemon.write_health(fake, ok=True, source=src)
     assert json.loads((tmp_path / "health.json").read_text(encoding="utf-8"))["mailbox_notes"] == src.notes
     assert health_report(fake.config, store, now)["mailbox_notes"] == src.notes
