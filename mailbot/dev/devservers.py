@@ -541,7 +541,11 @@ class Cyrus(_DevImap):
             return ""
 
     def _diagnostics(self) -> str:
-        return self.log_text()[-3000:]
+        # Cyrus's master logs to syslog, not stderr: say what is and is not up
+        state = (f"IMAP port {self.imap_port} {'answers' if _answers(self.host, self.imap_port) else 'does not answer'}"
+                 f" (taken by another process before the master bound it?), LMTP socket "
+                 f"{'exists' if self.lmtp_socket.exists() else 'missing'}")
+        return state + "; " + self.log_text()[-3000:]
 
 
 def _group_alive(pgid: int) -> bool:
