@@ -11,7 +11,8 @@ aiosmtpd sink on 127.0.0.1):
 1. start a private Dovecot (mailbot.dev.devservers, else tests/mailservers.py) and deliver the
    messages (benchmarks/common.py) over LMTP into the credit section's INBOX;
 2. the floor: imap-tools MailBoxUnencrypted, fetch(mark_seen=False, bulk=--bulk) of every
-   message's raw bytes, nothing else (best of --floor-runs); plus the wire floor, plain imaplib
+   message, plus a bare python-calamine read of every cell of every workbook attachment: no
+   mailbot code (best of --floor-runs; the fetch alone is reported beside it); plus the wire floor, plain imaplib
    UID FETCH BODY.PEEK[] in chunks of 10 with no parsing at all. Neither changes the mailbox
    (checked: no message gets \\Seen), so the poll finds the state the floor found;
 3. `mailbot --config CFG poll --once --json` as a child process (IMAP plain to Dovecot, SMTP
@@ -131,15 +132,27 @@ def deliver_all(dovecot, user: str, raws: list[bytes]) -> float:
     return time.monotonic() - t0
 
 
-def floor_imap_tools(dovecot, user: str, bulk: int | bool) -> tuple[float, int, int]:
-    """The brief's floor: imap-tools fetching every message of INBOX without \\Seen; (s, count, bytes)."""
+def floor_imap_tools(dovecot, user: str, bulk: int | bool, *, read_workbooks: bool = True) -> tuple[float, int, int]:
+    """The issue's floor: imap-tools fetching every message of INBOX without \\Seen (BODY.PEEK,
+    bulk), plus a bare python-calamine read of every cell of every workbook attachment; no
+    mailbot code. (s, count, bytes)."""
+    import io
+
     from imap_tools import MailBoxUnencrypted
+    from python_calamine import CalamineWorkbook
     t0 = time.monotonic()
     n = size = 0
     with MailBoxUnencrypted(dovecot.host, dovecot.imap_port, timeout=60).login(user, dovecot.password, "INBOX") as mb:
         for msg in mb.fetch(mark_seen=False, bulk=bulk):
             n += 1
             size += msg.size_rfc822
+            if not read_workbooks:
+                continue
+            for att in msg.attachments:
+                if att.filename.lower().endswith((".xlsx", ".xls", ".ods", ".et")):
+                    wb = CalamineWorkbook.from_filelike(io.BytesIO(att.payload))
+                    for name in wb.sheet_names:
+                        wb.get_sheet_by_name(name).to_python()
     return time.monotonic() - t0, n, size
 
 
@@ -392,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--timeout", type=float, default=3600, help="give up on the poll after this many seconds")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--json", action="store_true", help="print one JSON object: messages, poll_once_s, floor_s, "
+                    "ratio, peak_rss_mib, replies_sent, idle_p50_s, idle_p95_s")
     args = ap.parse_args(argv)
     if not 1 <= args.messages <= 20000 or not 0 <= args.idle <= 200 or not 1 <= args.rows <= 5000:
         ap.error("--messages 1..20000, --idle 0..200, --rows 1..5000 (the run is meant to be bounded)")
@@ -424,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         floors = []
         for _ in range(max(1, args.floor_runs)):
             floors.append(floor_imap_tools(dovecot, USER, args.bulk))
+        fetch_only = min(floor_imap_tools(dovecot, USER, args.bulk, read_workbooks=False)[0]
+                         for _ in range(max(1, args.floor_runs)))
         wires = [floor_wire(dovecot, USER) for _ in range(max(1, args.floor_runs))]
         seen = [uid for uid, flags in dovecot.flags(USER).items() if "\\Seen" in flags]
         if seen or any(f[1] != len(waiting) for f in floors + wires):
@@ -431,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         best = min(f[0] for f in floors)
         wire = min(f[0] for f in wires)
         report["floor"] = {"imap_tools_s": round(best, 3), "imap_tools_runs_s": [round(f[0], 3) for f in floors],
+                           "fetch_only_s": round(fetch_only, 3),
                            "imap_tools_messages_per_s": round(len(waiting) / best, 1),
                            "wire_s": round(wire, 3), "wire_runs_s": [round(f[0], 3) for f in wires],
                            "bytes": floors[0][2], "seen_after": 0}
@@ -475,6 +493,16 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
         print(f"\nresults: {path}", file=sys.stderr)
     p, i = report.get("poll", {}), report.get("idle", {})
+    if args.json:
+        delays = sorted(d for d in (i.get("delays_s") or []) if d is not None)
+        print(json.dumps({
+            "messages": p.get("messages"), "poll_once_s": p.get("wall_s"), "floor_s": report["floor"]["imap_tools_s"],
+            "ratio": p.get("ratio_to_floor"), "peak_rss_mib": p.get("peak_rss_mib"), "replies_sent": p.get("sent_at_sink"),
+            "idle_p50_s": round(statistics.median(delays), 3) if delays else None,
+            "idle_p95_s": delays[max(0, int(len(delays) * 0.95 + 0.5) - 1)] if delays else None,
+            "fetch_only_floor_s": report["floor"]["fetch_only_s"], "loadavg_at_end": report["loadavg_at_end"]}))
+        ok = p.get("returncode") == 0 and p.get("messages") == args.messages
+        return 0 if ok else 1
     print(f"floor (imap-tools, bulk={args.bulk}) {report['floor']['imap_tools_s']} s; wire floor {report['floor']['wire_s']} s")
     print(f"poll --once {p.get('wall_s')} s for {p.get('messages')} msgs: {p.get('ratio_to_floor')} x floor; "
           f"peak RSS {p.get('peak_rss_mib')} MiB; sent {p.get('sent_at_sink')} of {p.get('replies_drafted')} drafted replies")

@@ -513,6 +513,10 @@ class Cyrus(_DevImap):
         (self.root / "cyrus.conf").write_text(_CYRUS_SERVICES.format(
             bin=CYRUS_BIN, imapd=imapd, idled=imapd.parent / "idled", conf=self.config_file, host=HOST,
             port=self.imap_port, root=self.root))
+        # the services run as the cyrus user and read both files: readable whatever the umask of
+        # the process that made them (mailbot's CLI sets 077, and tests call it in-process)
+        for f in (self.config_file, self.root / "cyrus.conf"):
+            os.chmod(f, 0o644)
         self._own()
 
     def _own(self) -> None:
