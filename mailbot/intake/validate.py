@@ -14,8 +14,9 @@ import functools
 import math
 import re
 import string
+import types
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -385,7 +386,8 @@ class SheetMatch:
     closest: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def _column_keys(spec: SheetSpec) -> dict[str, str]:
+@functools.lru_cache(maxsize=256)
+def _column_keys(spec: SheetSpec) -> Mapping[str, str]:
     """normalised header -> column name, for its name, aliases and synonyms; a trailing '(…)' may be
     left out or added, and punctuation may differ, when that still names one column only
     ('决定日期(YYYY/MM/DD)' is '决定日期', '监管领域:' is '监管领域')."""
@@ -401,13 +403,15 @@ def _column_keys(spec: SheetSpec) -> dict[str, str]:
         for key, names in loose.items():
             if len(names) == 1:
                 keys.setdefault(key, next(iter(names)))
-    return keys
+    return types.MappingProxyType(keys)       # cached and shared: read-only
 
 
+@functools.lru_cache(maxsize=65536)
 def _strip_note(key: str) -> str:
     return re.sub(r"\([^()]*\)$", "", key) or key
 
 
+@functools.lru_cache(maxsize=65536)      # a header is read against every spec: the same strings again and again
 def _bare(key: str) -> str:
     """A normalised header without punctuation or symbols ('监管领域:' and '监管·领域' are '监管领域')."""
     return "".join(ch for ch in key if not unicodedata.category(ch).startswith(("P", "S"))) or key
