@@ -735,6 +735,7 @@ def _check_row(r: int, row: tuple, match: SheetMatch, date1904: bool) -> _Row:
     spec, sheet = match.spec, match.table
     values: dict[str, Any] = {}
     problems: list[tuple[tuple[int, int], Problem]] = []
+    empty: list[tuple[Column, int]] = []           # read once: the required checks below need them
     for col in spec.columns:
         c = match.columns.get(col.name)
         if c is None:
@@ -742,15 +743,13 @@ def _check_row(r: int, row: tuple, match: SheetMatch, date1904: bool) -> _Row:
         raw = row[c] if c < len(row) else None
         if _is_empty(raw, col):
             values[col.name] = None
+            empty.append((col, c))
             continue
         value, issues = _check_value(raw, col, date1904)
         values[col.name] = value
         for code, text, severity in issues:
             problems.append(((r, c), _cell_problem(code, sheet, r, col.name, c, text, severity)))
-    for col in spec.columns:
-        c = match.columns.get(col.name)
-        if c is None or values.get(col.name) is not None or not _is_empty(row[c] if c < len(row) else None, col):
-            continue
+    for col, c in empty:
         why = _required_because(col, values)
         if why is not None:
             raw = _text(row[c]) if c < len(row) else ""
