@@ -673,7 +673,7 @@ def cmd_due(args) -> int:
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _CALENDAR_SOURCES = {"rules": "rules file", "loaded": "State Council notice loaded by mail",
                      "package": "published schedule shipped with mailbot (chinesecalendar)",
-                     "provisional": "provisional (预估): statutory holidays from the lunar calendar, no 调休"}
+                     "provisional": "预估: statutory holidays from the lunar calendar, no 调休"}
 
 
 def cmd_calendar(args) -> int:
@@ -1049,7 +1049,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("ignore", "close a quarantined message without a letter")):
         qx = qsub.add_parser(name, help=what)
         qx.add_argument("ref", help="receipt number")
-        qx.add_argument("--reason", required=True, help="why (the rejection letter says it)")
+        qx.add_argument("--reason", required=True, help="why (the rejection letter says it)" if name == "reject"
+                        else "why (kept in the audit log; no letter is sent)")
         qx.add_argument("--json", action="store_true")
         qx.set_defaults(func=cmd_quarantine_reject if name == "reject" else cmd_quarantine_ignore)
     qr = qsub.add_parser("retry", help="replay a crashed message from its archived raw bytes")
