@@ -43,7 +43,7 @@ def _chased_month(desk: Desk, period: str, now: dt.datetime, word: str) -> str:
     label = Period.parse(period).label
     if Period.parse(period) > Period.parse(period_of(bureau_time(now))):
         raise Refused(f"{label}尚未到来，不能{word}。", f"{period} is still to come")
-    if not desk.office.collected(period, desk.office.submissions(period, now)):
+    if not desk.office.collected(period, desk.office.submissions(period, now, light=True)):
         since = desk.config.tracking_since
         why = f"系统自{Period.parse(since).label}起受理报送" if since else "系统中没有该月的任何报送记录"
         raise Refused(f"{why}，{label}不在系统受理的月份之内，未{word}。请核对月份。",
@@ -151,6 +151,16 @@ def _waiting(desk: Desk, receipt_no: str):
     return detail
 
 
+def _still_waiting(desk: Desk, action: str, receipt_no: str):
+    """(the stored message, None) while it waits for a person; (it, the answer that it was settled
+    before) once it does not: a second 确认/退回/忽略 changes nothing and says so."""
+    detail = _waiting(desk, receipt_no)
+    if detail.message.outcome == Outcome.QUARANTINED.value:
+        return detail.message, None
+    return detail.message, Answer(action, True, f"{receipt_no} already settled ({detail.message.outcome})",
+                                  _settled(detail))
+
+
 def _settled(detail) -> str:
     m = detail.message
     return (f"    回执编号{m.receipt_no}的邮件已处理过（{OUTCOME_WORDS.get(m.outcome, m.outcome)}"
@@ -168,9 +178,9 @@ def confirm(desk: Desk, actor: Actor, receipt_no: str, section: str, *, now: dt.
     if desk.rules.section(section) is None:
         raise Refused(f"“{section}”不是登记的科室。", f"unknown section {section}")
     section = desk.rules.section(section).id
-    detail = _waiting(desk, receipt_no)
-    if detail.message.outcome != Outcome.QUARANTINED.value:
-        return Answer("confirm", True, f"{receipt_no} already settled ({detail.message.outcome})", _settled(detail))
+    _, settled = _still_waiting(desk, "confirm", receipt_no)
+    if settled is not None:
+        return settled
     done = pipeline.confirm(receipt_no, section, intake=desk.intake, store=desk.store, now=now,
                             template_for=desk.template_for)
     words = OUTCOME_WORDS.get(done.outcome, done.outcome)
@@ -187,10 +197,9 @@ def confirm(desk: Desk, actor: Actor, receipt_no: str, section: str, *, now: dt.
 def reject(desk: Desk, actor: Actor, receipt_no: str, reason: str, *, now: dt.datetime) -> Answer:
     """Close a quarantined message with a letter to its sender saying why."""
     _credit_only(actor, "退回")
-    detail = _waiting(desk, receipt_no)
-    m = detail.message
-    if m.outcome != Outcome.QUARANTINED.value:
-        return Answer("reject", True, f"{receipt_no} already settled ({m.outcome})", _settled(detail))
+    m, settled = _still_waiting(desk, "reject", receipt_no)
+    if settled is not None:
+        return settled
 
     def letter(no: str) -> list[OutgoingMail]:
         out = closed_letter(to=[m.from_addr], section=None, subject=m.subject, receipt_no=no,
@@ -209,10 +218,9 @@ def reject(desk: Desk, actor: Actor, receipt_no: str, reason: str, *, now: dt.da
 def ignore(desk: Desk, actor: Actor, receipt_no: str, reason: str, *, now: dt.datetime) -> Answer:
     """Close a quarantined message without a letter."""
     _credit_only(actor, "忽略")
-    detail = _waiting(desk, receipt_no)
-    m = detail.message
-    if m.outcome != Outcome.QUARANTINED.value:
-        return Answer("ignore", True, f"{receipt_no} already settled ({m.outcome})", _settled(detail))
+    m, settled = _still_waiting(desk, "ignore", receipt_no)
+    if settled is not None:
+        return settled
     desk.store.settle_waiting(receipt_no, outcome=Outcome.IGNORED, reason=f"closed by {actor.address}: {reason}", now=now)
     return Answer("ignore", True, f"{receipt_no} closed without a letter",
                   f"    已关闭回执编号{receipt_no}的邮件（{m.from_addr}），未回复发件人。原因：{reason}。",

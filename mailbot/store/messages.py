@@ -18,7 +18,7 @@ from mailbot.store.blobs import Blobs, _check_sha
 from mailbot.store.database import _advisory_key
 from mailbot.store.outbox import Outbox
 from mailbot.store.records import (
-    MessageDetail, MessageSummary, PriorSubmission, StoredAttachment, RecordResult, ReusedFrom, StoredMessage, StoredSubmission,
+    MessageDetail, MessageSummary, OutboxMail, PriorSubmission, StoredAttachment, RecordResult, ReusedFrom, StoredMessage, StoredSubmission,
     _outbox_mail, _stored_attachment, _stored_message, _stored_submission,
 )
 from mailbot.store.schema import (
@@ -230,11 +230,7 @@ class Messages(Outbox, Blobs):
         in one transaction. The quarantine notice already sent stays in the outbox history."""
         now = _aware(now, "now") if now is not None else _utcnow()
         with self._tx(write=True) as s:
-            msg = self._message_by_ref(s, ref)
-            if msg is None:
-                raise LookupError(f"no message {ref!r}")
-            if msg.outcome != Outcome.QUARANTINED.value:
-                raise ValueError(f"message {msg.receipt_no} is {msg.outcome}, not quarantined")
+            msg = self._waiting_row(s, ref)
             atts = s.scalars(sa.select(AttachmentRow).where(AttachmentRow.message_ref == msg.id)
                              .order_by(AttachmentRow.position)).all()
             if [a.sha256 for a in atts] != [i.sha256 for i in verdict.items]:
@@ -266,11 +262,7 @@ class Messages(Outbox, Blobs):
         unknown message, ValueError for one not waiting."""
         now = _aware(now, "now") if now is not None else _utcnow()
         with self._tx(write=True) as s:
-            msg = self._message_by_ref(s, ref)
-            if msg is None:
-                raise LookupError(f"no message {ref!r}")
-            if msg.outcome != Outcome.QUARANTINED.value:
-                raise ValueError(f"message {msg.receipt_no} is {msg.outcome}, not quarantined")
+            msg = self._waiting_row(s, ref)
             msg.outcome = _value(outcome)
             msg.reason = reason
             for m in outbox(msg.receipt_no):
@@ -327,6 +319,15 @@ class Messages(Outbox, Blobs):
             row = s.scalars(sa.select(OutboxRow).where(OutboxRow.mail_message_id == _message_id_key(mail_message_id))
                             .order_by(OutboxRow.id).limit(1)).one_or_none()
             return _outbox_mail(row) if row is not None else None
+
+    def _waiting_row(self, s: Session, ref: int | str) -> MessageRow:
+        """The message `ref`, which must still wait for a person: LookupError / ValueError else."""
+        msg = self._message_by_ref(s, ref)
+        if msg is None:
+            raise LookupError(f"no message {ref!r}")
+        if msg.outcome != Outcome.QUARANTINED.value:
+            raise ValueError(f"message {msg.receipt_no} is {msg.outcome}, not quarantined")
+        return msg
 
     @staticmethod
     def _message_by_ref(s: Session, ref: int | str) -> MessageRow | None:
