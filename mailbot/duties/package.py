@@ -316,12 +316,7 @@ def build_package(rules: Rules, period: str, submissions: Sequence[SubmissionLik
     sections = sorted({_section_name(s) for s in current}, key=lambda x: _section_rank(rules, x))
     _write_index(index, label, generated_at, contents, sections)
 
-    wb.properties.creator = "mailbot"
-    wb.properties.title = f"信用状况监测分析报送材料汇总 {label}"
-    wb.properties.created = _utc_naive(generated_at)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return _saved(wb, f"信用状况监测分析报送材料汇总 {label}", generated_at)
 
 
 def build_status(rules: Rules, period: str, cells: Sequence[StatusCellLike], *, generated_at: dt.datetime) -> bytes:
@@ -330,8 +325,13 @@ def build_status(rules: Rules, period: str, cells: Sequence[StatusCellLike], *, 
     wb = Workbook()
     _write_status(wb.active, rules, period_label(period), [c for c in cells if getattr(c, "period", period) == period])
     wb.active.title = STATUS_SHEET
+    return _saved(wb, f"{period_label(period)}各科室任务报送情况", generated_at)
+
+
+def _saved(wb: Workbook, title: str, generated_at: dt.datetime) -> bytes:
+    """The workbook as .xlsx bytes, its properties saying who made it, what it is and when."""
     wb.properties.creator = "mailbot"
-    wb.properties.title = f"{period_label(period)}各科室任务报送情况"
+    wb.properties.title = title
     wb.properties.created = _utc_naive(generated_at)
     buf = io.BytesIO()
     wb.save(buf)
@@ -817,12 +817,7 @@ def build_score(rules: Rules, year: int, rows: Sequence[ScoreRowLike], *, genera
     fit_rows(notes)
     set_print(notes, 1)
 
-    wb.properties.creator = "mailbot"
-    wb.properties.title = f"{year}年度信用监测材料报送考核"
-    wb.properties.created = _utc_naive(generated_at)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return _saved(wb, f"{year}年度信用监测材料报送考核", generated_at)
 
 
 def _summary_row(ws: Worksheet, row: int, section: str, ntasks: int, t: list[int]) -> None:
