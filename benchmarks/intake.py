@@ -113,39 +113,7 @@ def profile_run(files: list[Path], config: Path, out_prefix: Path, top: int, pre
         m = common.run_measured(argv, stdout=out, stderr=err)
     report = {"messages": len(files), "store_prefilled_with": len(prefill),
               "wall_s_under_profiler": round(m.wall, 2), "file": str(prof)}
-    for key in ("cumulative", "tottime"):
-        buf = io.StringIO()
-        st = pstats.Stats(str(prof), stream=buf)
-        st.strip_dirs().sort_stats(key).print_stats(top)
-        report[key] = buf.getvalue()
-    # The same, as data; and the cumulative list restricted to mailbot's own functions (the
-    # plain cumulative list starts with runpy, main() and the other wrappers around everything).
-    st = pstats.Stats(str(prof))
-    total = st.total_tt                                       # type: ignore[attr-defined]
-    report["total_s"] = round(total, 2)
-
-    def rows(key: str, keep=lambda f: True) -> list[dict]:
-        st.sort_stats(key)
-        out = []
-        for func in st.fcn_list:                              # type: ignore[attr-defined]
-            if not keep(func):
-                continue
-            _cc, nc, tt, ct, _callers = st.stats[func]        # type: ignore[attr-defined]
-            out.append({"function": f"{Path(func[0]).name}:{func[1]}({func[2]})", "calls": nc,
-                        "tottime_s": round(tt, 3), "cumtime_s": round(ct, 3),
-                        "cum_share": round(ct / total, 3) if total else None})
-            if len(out) >= top:
-                break
-        return out
-    report["top_cumulative"] = rows("cumulative")
-    report["top_tottime"] = rows("tottime")
-    report["top_cumulative_mailbot"] = rows("cumulative", lambda f: "/mailbot/" in f[0] and "/site-packages/" not in f[0])
-    buf = io.StringIO()
-    buf.write(f"top {top} of mailbot's own functions by cumulative time ({total:.2f} s profiled in all)\n")
-    buf.write(f"{'calls':>9} {'tottime':>8} {'cumtime':>8} {'share':>6}  function\n")
-    for r in report["top_cumulative_mailbot"]:
-        buf.write(f"{r['calls']:>9} {r['tottime_s']:>8.3f} {r['cumtime_s']:>8.3f} {r['cum_share']:>6.1%}  {r['function']}\n")
-    report["cumulative_mailbot"] = buf.getvalue()
+    report.update(common.profile_summary(prof, top))
     return report
 
 

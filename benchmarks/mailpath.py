@@ -272,9 +272,12 @@ def poll_run(args, scratch: Path, dovecot, sink: Sink, waiting: list, prefix: Pa
     before = sink.count()
     out_path, err_path = prefix.with_name(prefix.name + "-poll.jsonl"), prefix.with_name(prefix.name + "-poll.stderr.txt")
     print(f"[poll] mailbot poll --once over {len(waiting)} waiting message(s) ...", file=sys.stderr, flush=True)
+    argv = [common.MAILBOT, "--config", str(cfg), "poll", "--once", "--json"]
+    prof = prefix.with_name(prefix.name + "-poll.prof")
+    if args.profile:        # the main process only: what its workers do is not in it
+        argv = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "mailbot.app.cli", *argv[1:]]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        m = common.run_measured([common.MAILBOT, "--config", str(cfg), "poll", "--once", "--json"],
-                                stdout=out, stderr=err, timeout=args.timeout)
+        m = common.run_measured(argv, stdout=out, stderr=err, timeout=args.timeout)
     results = [json.loads(x) for x in out_path.read_text(encoding="utf-8").splitlines() if x.strip()]
     summary = next((ln for ln in reversed(err_path.read_text(encoding="utf-8", errors="replace").splitlines())
                     if "outbox:" in ln), "")
@@ -293,6 +296,7 @@ def poll_run(args, scratch: Path, dovecot, sink: Sink, waiting: list, prefix: Pa
         "sent_reported": int(sent.group(1)) if sent else None,
         "sent_at_sink": sink.count() - before,
         "folders_after": folder_counts(dovecot, USER),
+        **({"profile": common.profile_summary(prof, args.top)} if args.profile else {}),
     }
 
 
@@ -405,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--timeout", type=float, default=3600, help="give up on the poll after this many seconds")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--profile", action="store_true", help="run the poll under cProfile (its main process); "
+                    "the poll's figures are then not the benchmark's")
+    ap.add_argument("--top", type=int, default=30, help="functions listed from the profile")
     ap.add_argument("--json", action="store_true", help="print one JSON object: messages, poll_once_s, floor_s, "
                     "ratio, peak_rss_mib, replies_sent, idle_p50_s, idle_p95_s")
     args = ap.parse_args(argv)
@@ -461,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         report["poll"] = poll
         print(f"[poll] {poll['wall_s']} s = {poll['ratio_to_floor']} x the imap-tools floor; {poll['messages_per_s']} msg/s; "
               f"peak RSS {poll['peak_rss_mib']} MiB; {poll['summary_line']}", file=sys.stderr, flush=True)
+        if args.profile:
+            print(poll["profile"]["cumulative_mailbot"], file=sys.stderr, flush=True)
 
         if args.idle:
             floor_delays = idle_floor(dovecot, "xyjgk-idlefloor@cqscjg.example.cn", probes, min(args.spacing, 0.5))
