@@ -68,12 +68,18 @@ def cover_value(cover: dict[str, Any], name: str) -> tuple[Any, str] | None:
     return getattr(v, "value", v), getattr(v, "cell", "")
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (dt.date, dt.datetime)):
-        return v.isoformat()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as stored: dates as ISO text, whole floats as integers (every cell of every
+    ledger passes here, so the common types are tested by identity)."""
+    out = {}
+    for k, v in row.items():
+        t = type(v)
+        if t is dt.date or t is dt.datetime or (t is not str and isinstance(v, dt.date)):
+            v = v.isoformat()
+        elif t is float and v.is_integer():
+            v = int(v)
+        out[k] = v
+    return out
 
 
 def validate_task(f: Examined, task_no: int, rules: Rules, calendar: WorkCalendar
@@ -90,6 +96,6 @@ def validate_task(f: Examined, task_no: int, rules: Rules, calendar: WorkCalenda
         report = validate.check_sheet(m, tables[m.table], calendar)
         problems += report.problems
         rows += report.rows
-        data[m.table] = [{k: _jsonable(v) for k, v in r.items()} for r in report.data]
+        data[m.table] = [_jsonable(r) for r in report.data]
         sheets.append(m.table)
     return problems, rows, data, tuple(sheets)

@@ -5,6 +5,7 @@ so rejects valid codes of 农业 (N…) and 其他 (Y…) registrations.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ class CodeCheck:
 
 def normalize_credit_code(code: str) -> str:
     """Full-width to half-width, no spaces of any kind (U+3000 too), upper case."""
-    text = unicodedata.normalize("NFKC", str(code))
+    text = str(code)
+    if not text.isascii():          # NFKC leaves ASCII as it is; most codes are typed in ASCII
+        text = unicodedata.normalize("NFKC", text)
     return "".join(text.split()).replace("\u200b", "").replace("\ufeff", "").upper()
 
 
@@ -55,6 +58,7 @@ def org_check_character(body8: str) -> str:
     return {10: "X", 11: "0"}.get(check, str(check))
 
 
+@functools.lru_cache(maxsize=4096)
 def check_credit_code(code: str) -> CodeCheck:
     norm = normalize_credit_code(code)
     if norm == PLACEHOLDER:

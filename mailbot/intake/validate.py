@@ -16,7 +16,7 @@ import re
 import string
 import types
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -619,31 +619,6 @@ def _cell_problem(code: str, sheet: str, r: int, col: str, c: int, text: str,
                    sheet=sheet, row=r + 1, column=col, cell=cell, hint=hint)
 
 
-def _first_filled(row: tuple) -> tuple[int, str] | None:
-    for c, value in enumerate(row):
-        text = _text(value)
-        if text:
-            return c, normalize_header(text)
-    return None
-
-
-def _row_kind(row: tuple, match: SheetMatch) -> str:
-    """"data", "blank" (nothing in the template's columns, or only a 序号), "skip" (a 小计
-    line) or "footer" (合计, 填表说明, 填表人… in the first columns: the ledger ends here)."""
-    first = _first_filled(row)
-    if first is None:
-        return "blank"
-    c, text = first
-    left = min([*match.columns.values(), *([match.numbering] if match.numbering is not None else [])], default=0)
-    if c <= left + 1:
-        if text.startswith(_FOOTERS):
-            return "footer"
-        if text.startswith(_SKIPPED):
-            return "skip"
-    filled = any(_text(row[i]) for i in match.columns.values() if i < len(row) and i != match.numbering)
-    return "data" if filled else "blank"
-
-
 def _check_value(raw: Any, col: Column, date1904: bool) -> tuple[Any, list[tuple[str, str, Severity]]]:
     """(normalised value, issues) for one non-empty cell."""
     kind = col.type
@@ -717,11 +692,70 @@ def _check_phone(raw: Any):
     return text, []
 
 
-def _is_empty(raw: Any, col: Column) -> bool:
-    text = _text(raw)
-    if not text:
-        return True
-    return col.type in _TYPED and len(text) <= 6 and normalize_header(text) in _NA
+_SPACES = " \t\r\n\u3000\xa0\u200b\ufeff"
+_NO_ISSUES: tuple = ()
+
+
+def _cell_text(value: Any) -> str:
+    # _text, with the common case (a string cell) inline: this runs for every cell of every ledger
+    return value.strip(_SPACES) if type(value) is str else _text(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _checker(col: Column) -> Callable[[Any, str, bool], tuple[Any, Sequence[tuple[str, str, Severity]]]]:
+    """The judgement on one non-empty cell of `col`, chosen once per column instead of per cell:
+    (raw value, its text, date1904) -> (normalised value, issues)."""
+    kind = col.type
+    if kind == "text":
+        return lambda raw, text, date1904: (text, _NO_ISSUES)
+    if kind == "enum":
+        keys = _choice_keys(col.choices)
+
+        def choice(raw, text, date1904):
+            hit = keys.get(normalize_header(raw))
+            return (hit, _NO_ISSUES) if hit is not None else _check_choice(raw, col)
+        return choice
+    if kind == "credit_code":
+        return lambda raw, text, date1904: _check_code(raw)
+    return lambda raw, text, date1904: _check_value(raw, col, date1904)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A matched sheet's row checks, compiled once per sheet: each template column found, with its
+    cell index, whether an 无/不适用 counts as empty there, and its checker."""
+    cells: tuple[tuple[Column, int, bool, Callable], ...]
+    filled: tuple[int, ...]           # positions in `cells` that make a row a data row (not the 序号)
+    left: int                         # footers (合计, 填表人…) are looked for up to one column right of this
+
+
+def _plan(match: SheetMatch) -> _Plan:
+    cells = tuple((col, c, col.type in _TYPED, _checker(col)) for col in match.spec.columns
+                  if (c := match.columns.get(col.name)) is not None)
+    numbering = match.numbering
+    left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
+    # a column found twice under one index is one cell: the data test only asks whether any is filled
+    filled = tuple(i for i, (_col, c, _t, _f) in enumerate(cells) if c != numbering)
+    return _Plan(cells, filled, left)
+
+
+def _row_kind(row: tuple, texts: Sequence[str], plan: _Plan) -> str:
+    """"data", "blank" (nothing in the template's columns, or only a 序号), "skip" (a 小计
+    line) or "footer" (合计, 填表说明, 填表人… in the first columns: the ledger ends here).
+    `texts` are the row's texts in the plan's cells."""
+    for c, value in enumerate(row):
+        text = _cell_text(value)
+        if text:
+            break
+    else:
+        return "blank"
+    if c <= plan.left + 1:
+        key = normalize_header(text)
+        if key.startswith(_FOOTERS):
+            return "footer"
+        if key.startswith(_SKIPPED):
+            return "skip"
+    return "data" if any(texts[i] for i in plan.filled) else "blank"
 
 
 @dataclass
@@ -731,24 +765,19 @@ class _Row:
     problems: list[tuple[tuple[int, int], Problem]]
 
 
-def _check_row(r: int, row: tuple, match: SheetMatch, date1904: bool) -> _Row:
-    spec, sheet = match.spec, match.table
+def _check_row(r: int, row: tuple, texts: Sequence[str], plan: _Plan, sheet: str, date1904: bool) -> _Row:
     values: dict[str, Any] = {}
     problems: list[tuple[tuple[int, int], Problem]] = []
     empty: list[tuple[Column, int]] = []           # read once: the required checks below need them
-    for col in spec.columns:
-        c = match.columns.get(col.name)
-        if c is None:
-            continue
-        raw = row[c] if c < len(row) else None
-        if _is_empty(raw, col):
+    for (col, c, typed, check), text in zip(plan.cells, texts):
+        if not text or (typed and len(text) <= 6 and normalize_header(text) in _NA):
             values[col.name] = None
             empty.append((col, c))
             continue
-        value, issues = _check_value(raw, col, date1904)
+        value, issues = check(row[c], text, date1904)
         values[col.name] = value
-        for code, text, severity in issues:
-            problems.append(((r, c), _cell_problem(code, sheet, r, col.name, c, text, severity)))
+        for code, message, severity in issues:
+            problems.append(((r, c), _cell_problem(code, sheet, r, col.name, c, message, severity)))
     for col, c in empty:
         why = _required_because(col, values)
         if why is not None:
@@ -842,12 +871,16 @@ def check_sheet(match: SheetMatch, table: Table, calendar: WorkCalendar, *, date
         return SheetReport(match.table, (_no_header(match, spec),), 0)
     keyed: list[tuple[tuple[int, int], Problem]] = list(_column_problems(match, spec))
     rows: list[_Row] = []
+    plan = _plan(match)
     for r in range(match.header_row + 1, len(table.rows)):
-        kind = _row_kind(table.rows[r], match)
+        row = table.rows[r]
+        n = len(row)
+        texts = [_cell_text(row[c]) if c < n else "" for _col, c, _t, _f in plan.cells]
+        kind = _row_kind(row, texts, plan)
         if kind == "footer":
             break
         if kind == "data":
-            rows.append(_check_row(r, table.rows[r], match, date1904))
+            rows.append(_check_row(r, row, texts, plan, match.table, date1904))
     keyed += _deadline_problems(rows, match, spec, calendar)
     for row in rows:
         keyed += row.problems
