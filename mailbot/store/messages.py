@@ -147,31 +147,34 @@ class Messages(Outbox, Blobs):
 
     def _record_items(self, s: Session, msg: MessageRow, verdict: Verdict,
                       files: dict[str, tuple[int, str]]) -> tuple[list[int], tuple[Replaced, ...]]:
+        atts = [AttachmentRow(
+            message_ref=msg.id, position=position, filename=item.filename, sha256=item.sha256,
+            size=files[item.sha256][0], kind=_value(item.kind), origin=list(item.origin),
+            declared_type=files[item.sha256][1],
+            status=item.status, problems=[p.as_dict() for p in item.problems],
+        ) for position, item in enumerate(verdict.items)]
+        s.add_all(atts)
+        s.flush()                  # one INSERT for all of them; the submissions need their ids
         new_subs: list[SubmissionRow] = []
-        for position, item in enumerate(verdict.items):
-            att = AttachmentRow(
-                message_ref=msg.id, position=position, filename=item.filename, sha256=item.sha256,
-                size=files[item.sha256][0], kind=_value(item.kind), origin=list(item.origin),
-                declared_type=files[item.sha256][1],
-                status=item.status, problems=[p.as_dict() for p in item.problems],
-            )
-            s.add(att)
-            s.flush()
+        for att, item in zip(atts, verdict.items):
             # a quarantined message counts for nothing until a person confirms its section
             if (item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES
                     or verdict.outcome is Outcome.QUARANTINED):
                 continue
-            sub = _submission_row(msg, att, item, verdict)
-            s.add(sub)
-            new_subs.append(sub)
+            new_subs.append(_submission_row(msg, att, item, verdict))
+        self._mark_duplicates(s, msg, new_subs)      # before they are written: written once, marked
+        s.add_all(new_subs)
         s.flush()
-        return [x.id for x in new_subs], self._settle(s, msg, new_subs)
+        return [x.id for x in new_subs], self._settle(s, msg, new_subs, marked=True)
 
-    def _settle(self, s: Session, msg: MessageRow, subs: list[SubmissionRow]) -> tuple[Replaced, ...]:
+    def _settle(self, s: Session, msg: MessageRow, subs: list[SubmissionRow], *,
+                marked: bool = False) -> tuple[Replaced, ...]:
         """A message's new submissions take their place: each file already sent for another month
-        is marked (duplicate_of); the accepted ones replace what their key had, except a file
-        already accepted for another month, which counts for nothing and so replaces nothing."""
-        self._mark_duplicates(s, msg, subs)
+        is marked (duplicate_of; `marked`: done already); the accepted ones replace what their key
+        had, except a file already accepted for another month, which counts for nothing and so
+        replaces nothing."""
+        if not marked:
+            self._mark_duplicates(s, msg, subs)
         reused = _originals(s, subs)
         return self._supersede(s, msg, [x for x in subs if x.status == "accepted" and x.duplicate_of not in reused])
 
@@ -182,45 +185,67 @@ class Messages(Outbox, Blobs):
         replaced: list[Replaced] = []
         for sub in accepted:
             by_key.setdefault((sub.section, sub.task, sub.period), []).append(sub)
-        for key in sorted(by_key, key=lambda k: (k[0] or "", k[1], k[2])):
-            new = by_key[key]
-            section, task, period = key
-            if not self._sqlite:
+        if not by_key:
+            return ()
+        keys = sorted(by_key, key=lambda k: (k[0] or "", k[1], k[2]))
+        if not self._sqlite:
+            for section, task, period in keys:
                 # Two messages for the same key committing together would both stay current.
                 s.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
                           {"k": _advisory_key(f"supersede:{section}:{task}:{period}")})
-            current = s.scalars(sa.select(SubmissionRow).where(
-                _is(SubmissionRow.section, section), SubmissionRow.task == task,
-                SubmissionRow.period == period, SubmissionRow.status == "accepted",
-                SubmissionRow.superseded_by.is_(None), SubmissionRow.message_ref != msg.id,
-            ).order_by(SubmissionRow.id)).all()
+        # One query for all the message's keys, and the columns it needs, not the rows: a ledger's
+        # rows (JSON) are not read to set one column.
+        current: dict[tuple[str | None, int, str], list[Any]] = {}
+        for section in {k[0] for k in keys}:
+            for c in s.execute(
+                    sa.select(SubmissionRow.id, SubmissionRow.task, SubmissionRow.period, SubmissionRow.received_at,
+                              MessageRow.receipt_no, MessageRow.received_at.label("message_received_at"),
+                              MessageRow.from_addr)
+                    .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
+                    .where(_is(SubmissionRow.section, section),
+                           SubmissionRow.task.in_(sorted({k[1] for k in keys if k[0] == section})),
+                           SubmissionRow.period.in_(sorted({k[2] for k in keys if k[0] == section})),
+                           SubmissionRow.status == "accepted", SubmissionRow.superseded_by.is_(None),
+                           SubmissionRow.message_ref != msg.id)
+                    .order_by(SubmissionRow.id)):
+                if (section, c.task, c.period) in by_key:
+                    current.setdefault((section, c.task, c.period), []).append(c)
+        superseded: dict[int, int] = {}       # old submission -> the one replacing it
+        for key in keys:
+            new, task, period = by_key[key], key[1], key[2]
+            rows = current.get(key, [])
             # A replayed older message must not replace what a newer one already sent.
-            newer = [c for c in current if c.received_at > msg.received_at]
+            newer = [c for c in rows if c.received_at > msg.received_at]
             if newer:
                 for sub in new:
                     sub.superseded_by = newer[0].id
-            else:
-                for c in current:
-                    c.superseded_by = new[0].id
-                    # the receipt says what it replaces, and a section told of a change by another hand
-                    earlier = s.get(MessageRow, c.message_ref)
-                    if earlier is not None and all(r.receipt_no != earlier.receipt_no or r.task != task
-                                                   for r in replaced):
-                        replaced.append(Replaced(task, period, earlier.receipt_no, earlier.received_at,
-                                                 earlier.from_addr))
+                continue
+            for c in rows:
+                superseded[c.id] = new[0].id
+                # the receipt says what it replaces, and a section told of a change by another hand
+                if all(r.receipt_no != c.receipt_no or r.task != task for r in replaced):
+                    replaced.append(Replaced(task, period, c.receipt_no, c.message_received_at, c.from_addr))
+        if superseded:
+            s.execute(sa.update(SubmissionRow).where(SubmissionRow.id.in_(sorted(superseded)))
+                      .values(superseded_by=sa.case(superseded, value=SubmissionRow.id))
+                      .execution_options(synchronize_session=False))
         s.flush()
         return tuple(replaced)
 
     def _mark_duplicates(self, s: Session, msg: MessageRow, subs: list[SubmissionRow]) -> None:
+        shas = sorted({sub.sha256 for sub in subs})
+        if not shas:
+            return
+        earlier: dict[str, list[tuple[str, str, int]]] = {}    # one query for all of the message's files
+        for sid, sha, period, status in s.execute(
+                sa.select(SubmissionRow.id, SubmissionRow.sha256, SubmissionRow.period, SubmissionRow.status)
+                .where(SubmissionRow.sha256.in_(shas), SubmissionRow.message_ref != msg.id)):
+            earlier.setdefault(sha, []).append((period, status, sid))
         for sub in subs:
             # Prefer an accepted original: that is the month the file already counted for.
-            earlier = s.scalars(sa.select(SubmissionRow.id).where(
-                SubmissionRow.sha256 == sub.sha256, SubmissionRow.period != sub.period,
-                SubmissionRow.message_ref != msg.id,
-            ).order_by(sa.case((SubmissionRow.status == "accepted", 0), else_=1), SubmissionRow.id)
-              .limit(1)).first()
-            sub.duplicate_of = earlier
-        s.flush()
+            found = sorted((0 if status == "accepted" else 1, sid)
+                           for period, status, sid in earlier.get(sub.sha256, ()) if period != sub.period)
+            sub.duplicate_of = found[0][1] if found else None
 
     def confirm_quarantined(self, ref: int | str, *, verdict: Verdict,
                             outbox: Callable[[str], Sequence[OutgoingMail]],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import datetime as dt
+import functools
 import html
 import quopri
 import re
@@ -86,7 +87,9 @@ def safe_text(text: str) -> str:
     return _BODY_JUNK.sub("", text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _encodes(name: str, value: str) -> bool:
+    # cached: the same addresses head letter after letter, and trying costs a whole message
     try:
         m = EmailMessage()
         m[name] = value
