@@ -27,7 +27,8 @@ from mailbot.intake.examine import Examined, cover_value, examine, looks_like_su
 from mailbot.model import Authentication, Classification, Evidence, Incoming, ItemResult, Outcome, OutgoingMail, Replaced, Rules, Verdict
 from mailbot.writing.receipt import draft_reply, resent_letter
 
-__all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "process", "confirm", "refile_item", "Processed"]
+__all__ = ["Intake", "IntakeStore", "TemplateFor", "decide", "prepare", "Prepared", "process", "confirm", "refile_item",
+           "Processed"]
 
 log = logging.getLogger("mailbot.pipeline")
 
@@ -256,6 +257,23 @@ def _item(f: Examined, c: Classification, intake: Intake, section: str | None, r
                       origin=att.origin, data=data, due=due, on_time=on_time)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A message parsed and decided ahead of its turn, as if the store knew none of its files: the
+    work app/ahead.py gives the other cores while the one before it is recorded. process() takes
+    the verdict where the store indeed knows none of them, and decides again where it does."""
+    raw_sha256: str
+    received_at: dt.datetime
+    incoming: Incoming
+    verdict: Verdict
+
+
+def prepare(raw: bytes, intake: Intake, received_at: dt.datetime) -> Prepared:
+    """parse + decide for one message, with no store: pure."""
+    incoming = parse.parse_message(raw, limits=intake.rules.limits)
+    return Prepared(hashlib.sha256(raw).hexdigest(), received_at, incoming, decide(incoming, intake, received_at))
+
+
 # ---------------------------------------------------------------- the part with side effects
 
 @dataclass(frozen=True)
@@ -381,19 +399,23 @@ def _period_for_template(verdict: Verdict, subject: str, received: dt.date) -> s
 
 
 def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, received_at: dt.datetime,
-            now: dt.datetime, template_for: TemplateFor | None = None, desk: Any = None) -> Processed:
+            now: dt.datetime, template_for: TemplateFor | None = None, desk: Any = None,
+            prepared: Prepared | None = None) -> Processed:
     """Archive, decide, record and draft the reply for one raw message; never raises for bad mail.
 
     template_for(section, period) -> (filename, bytes) supplies the blank template attached to
     rejections where it helps. `desk` (mailbot.desk.Desk) runs the credit section's commands;
-    without one a command is recorded, not done.
+    without one a command is recorded, not done. `prepared` is this message already parsed and
+    decided elsewhere (prepare()), used where it still holds.
     """
     sha = store.archive_raw(raw)                     # nothing happens before the bytes are safe
     failpoint("after-archive")
+    if prepared is not None and (prepared.raw_sha256 != sha or prepared.received_at != received_at):
+        prepared = None
     stage = "parse"
     incoming: Incoming | None = None
     try:
-        incoming = parse.parse_message(raw, limits=intake.rules.limits)
+        incoming = prepared.incoming if prepared is not None else parse.parse_message(raw, limits=intake.rules.limits)
         failpoint("after-parse")
         stage = "lookup"
         existing = store.find_message(incoming.message_id, sha)
@@ -403,7 +425,8 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
                              existing.section, existing.receipt_no, (), reply, duplicate=True)
         prior = store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
         stage = "decide"
-        verdict = decide(incoming, intake, received_at, prior)
+        # decided ahead as if no file had been sent before: true only where the store says so
+        verdict = prepared.verdict if prepared is not None and not prior else decide(incoming, intake, received_at, prior)
         drafted: dict[str, Any] = {}
         ran = None
         if verdict.outcome is Outcome.COMMAND:

@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,16 @@ def cmd_template(args) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class _File:
+    """A message file for `ingest`, read and stamped received before its turn (app/ahead.py)."""
+    name: str
+    raw: bytes
+    received_at: dt.datetime
+
+
 def cmd_ingest(args) -> int:
+    from mailbot.app.ahead import Ahead
     from mailbot.app.progress import Progress
     from mailbot.pipeline import process, to_json
     config = _load_config(args)
@@ -132,7 +143,9 @@ def cmd_ingest(args) -> int:
     received = _parse_when(args.received, tz) if args.received else None
     worst = 0
     rows = []
-    with Progress(len(args.files), "ingest") as progress:
+
+    def read() -> Iterator[_File]:
+        nonlocal worst
         for name in args.files:
             try:
                 raw = Path(name).read_bytes()
@@ -141,9 +154,15 @@ def cmd_ingest(args) -> int:
                 worst = 1
                 progress.step(Path(name).name)
                 continue
-            now = dt.datetime.now(tz)
-            result = process(raw, intake=deployment.intake, store=store, source=f"file:{Path(name).resolve()}",
-                             received_at=received or now, now=now, template_for=deployment.template_for, desk=desk)
+            yield _File(name, raw, received or dt.datetime.now(tz))
+
+    with Progress(len(args.files), "ingest") as progress, \
+            Ahead(deployment.intake, lambda f: f.received_at, workers=config.workers) as ahead:
+        for f, prepared in ahead.pairs(read()):
+            name, now = f.name, dt.datetime.now(tz)
+            result = process(f.raw, intake=deployment.intake, store=store, source=f"file:{Path(name).resolve()}",
+                             received_at=f.received_at, now=now, template_for=deployment.template_for, desk=desk,
+                             prepared=prepared)
             progress.step(Path(name).name)
             if args.json:
                 print(to_json(result, name), flush=True)
@@ -292,6 +311,7 @@ def cmd_poll(args) -> int:
     counts = summary.counts()
     line = (f"{summary.messages} message(s)" +
             (": " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) if counts else "") +
+            (f"; {summary.ahead} decided ahead by worker processes" if summary.ahead else "") +
             f"; outbox: {summary.sent} sent, {summary.temporary} deferred, {summary.permanent} failed")
     print(line, file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -89,6 +89,7 @@ class Config:
     outbox_interval: int = 30
     max_silence: int = 900
     standby_retry: int = 5
+    workers: int | None = None        # processes deciding ahead on a backlog; None: the cores but one
     tracking_since: str | None = None
     authentication: Authentication | None = None
     section_heads: dict[str, str] = field(default_factory=dict)
@@ -160,6 +161,14 @@ def _positive(v, key, issues):
     n = _int(v, key, issues)
     if n is not None and n <= 0:
         issues.append(f"{key}: must be greater than 0, got {n}")
+        return None
+    return n
+
+
+def _workers(v, key, issues):
+    n = _int(v, key, issues)
+    if n is not None and not 0 <= n <= 64:
+        issues.append(f"{key}: must be 0..64, got {n}")
         return None
     return n
 
@@ -329,6 +338,8 @@ SCHEMA: dict[str, tuple[Callable, Any, str]] = {
     "outbox_interval": (_positive, 30, "seconds between outbox deliveries"),
     "max_silence": (_positive, 900, "seconds without a successful poll before `mailbot health` fails"),
     "standby_retry": (_positive, 5, "PostgreSQL: seconds between a standby daemon's tries to become the active one"),
+    "workers": (_workers, None, "processes that parse and decide a backlog ahead of the one recording it "
+                "(app/ahead.py); default: the cores but one; 0: decide every message in the recording process"),
     "tracking_since": (_period, None, "YYYY-MM: the first month mailbot collects; earlier months are 不适用 in status and score"),
     "authentication": (_authentication, None,
                        "believe the Authentication-Results your own mail server adds: authserv_id (the name it "
@@ -469,6 +480,7 @@ def config_from_mapping(data: Any, file: str = "<config>", base_dir: Path | None
         outbox_interval=vals["outbox_interval"],
         max_silence=vals["max_silence"],
         standby_retry=vals["standby_retry"],
+        workers=vals["workers"],
         tracking_since=vals["tracking_since"],
         authentication=vals["authentication"],
         section_heads=vals["section_heads"] or {},

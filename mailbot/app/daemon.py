@@ -26,6 +26,7 @@ from typing import Any
 from mailbot.transport import mailbox
 from mailbot import pipeline
 from mailbot.app import standby, wiring
+from mailbot.app.ahead import Ahead
 from mailbot.app.config import Config
 from mailbot.redact import redact
 from mailbot.dates.zone import bureau_zone
@@ -46,6 +47,7 @@ class PollSummary:
     sent: int = 0
     temporary: int = 0
     permanent: int = 0
+    ahead: int = 0             # messages whose verdict was decided ahead by a worker process
 
     @property
     def messages(self) -> int:
@@ -73,6 +75,7 @@ class Daemon:
         self.role: standby._Role | None = None
         self._outbox_wake = threading.Event()
         self.on_processed: Callable[[Any, pipeline.Processed], None] | None = None
+        self._ahead: Ahead | None = None        # the last pass's, for its count
 
     # ------------------------------------------------------------ pieces
 
@@ -87,11 +90,19 @@ class Daemon:
     def template_for(self, section: str, period: str) -> tuple[str, bytes]:
         return self.deployment.template_for(section, period)
 
-    def handle(self, fetched: mailbox.Fetched) -> pipeline.Processed:
+    def received_at(self, fetched: mailbox.Fetched) -> dt.datetime:
+        return fetched.received_at.astimezone(self.tz)
+
+    def ahead(self) -> Ahead:
+        """Deciding ahead on the other cores, for a backlog (app/ahead.py)."""
+        self._ahead = Ahead(self.intake, self.received_at, workers=self.config.workers)
+        return self._ahead
+
+    def handle(self, fetched: mailbox.Fetched, prepared: pipeline.Prepared | None = None) -> pipeline.Processed:
         now = self.clock()
         result = pipeline.process(fetched.raw, intake=self.intake, store=self.store, source=fetched.source,
-                                  received_at=fetched.received_at.astimezone(self.tz), now=now,
-                                  template_for=self.template_for, desk=self.desk)
+                                  received_at=self.received_at(fetched), now=now,
+                                  template_for=self.template_for, desk=self.desk, prepared=prepared)
         log.info("message %s from %s: %s%s", result.message_id, fetched.source, result.outcome,
                  f" ({result.section})" if result.section else "",
                  extra={"mailbot": {"source": fetched.source, **result.as_dict()}})
@@ -147,7 +158,8 @@ class Daemon:
         self.on_processed = settled
         try:
             source.connect()
-            mailbox.run_once(source, self.handle, limit)
+            mailbox.run_once(source, self.handle, limit, ahead=self.ahead)
+            summary.ahead = self._ahead.prepared if self._ahead is not None else 0
             self.write_health(ok=True, source=source)
         except Exception as e:
             self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
@@ -173,8 +185,8 @@ class Daemon:
     def _watcher(self) -> None:
         source = self.source()
 
-        def handle(fetched):
-            return self.handle(fetched)
+        def handle(fetched, prepared=None):
+            return self.handle(fetched, prepared)
 
         def on_error(e: BaseException, delay: float) -> None:
             self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
@@ -187,7 +199,8 @@ class Daemon:
             return original_wait(timeout, stop)
 
         source.wait = wait  # type: ignore[method-assign]
-        mailbox.watch(source, handle, stop=self._halt, poll_interval=self.config.poll_interval, on_error=on_error)
+        mailbox.watch(source, handle, stop=self._halt, poll_interval=self.config.poll_interval, on_error=on_error,
+                      ahead=self.ahead)
 
     def _sender(self) -> None:
         while not self._halt.is_set():

@@ -102,12 +102,16 @@ class WorkCalendar:
         self._loaded = {int(y): v for y, v in (loaded or {}).items()}
         self._provisional: dict[int, frozenset[dt.date]] = {}
         self.rules_dir = rules_dir
+        # counts the schedules loaded since it was built: a copy of the calendar in another
+        # process (app/ahead.py) is current while this number is the one it was made with
+        self.generation = 0
 
     def load(self, year: int, days_off: Iterable[dt.date], workdays: Iterable[dt.date]) -> None:
         """Make a loaded notice `year`'s schedule from now on, replacing one loaded before (a rules
         file for that year still wins). A notice's 元旦 may begin on 31 December of the year
         before: such a day is kept with the notice and counted as a day off."""
         self._loaded[int(year)] = {"holidays": frozenset(days_off), "workdays": frozenset(workdays)}
+        self.generation += 1
 
     def schedule(self, year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]]:
         """(days off, weekend days worked) of `year` as this calendar uses them: the rules file's,

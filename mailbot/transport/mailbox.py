@@ -24,6 +24,7 @@ Traps this module works around, each named where it is handled:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import imaplib
 import logging
@@ -107,29 +108,34 @@ class LoginFailed(MailboxError):
     """The server refused the login; carries its answer."""
 
 
-def run_once(source: Source, handle: Callable[[Fetched], Any], limit: int = 50,
-             stop: threading.Event | None = None) -> int:
+def run_once(source: Source, handle: Callable[..., Any], limit: int = 50,
+             stop: threading.Event | None = None, ahead: Callable[[], Any] | None = None) -> int:
     """Process everything waiting: handle (which commits) then settle, one message at a time.
 
     `handle` returns the outcome, as a string or as an object with an `outcome` attribute
     (pipeline.Processed). Stops early, between two messages, once `stop` is set. Returns how
-    many messages were handled.
+    many messages were handled. With `ahead` (a factory of app.ahead.Ahead), the messages behind
+    the one being handled are prepared meanwhile, and handle(fetched, prepared) is called.
     """
     total = 0
-    while True:
-        n = 0
-        for fetched in source.fetch_new(limit):
-            result = handle(fetched)
-            failpoint("after-record")
-            outcome = getattr(result, "outcome", result)
-            source.settle(fetched, str(getattr(outcome, "value", outcome)))
-            failpoint("after-settle")
-            n += 1
-            if stop is not None and stop.is_set():
-                return total + n
-        total += n
-        if n == 0:
-            return total
+    with contextlib.ExitStack() as stack:
+        pairer = stack.enter_context(ahead()) if ahead is not None else None
+        while True:
+            n = 0
+            fetched_all = source.fetch_new(limit)
+            for fetched, prepared in (pairer.pairs(fetched_all) if pairer is not None
+                                      else ((f, None) for f in fetched_all)):
+                result = handle(fetched, prepared) if pairer is not None else handle(fetched)
+                failpoint("after-record")
+                outcome = getattr(result, "outcome", result)
+                source.settle(fetched, str(getattr(outcome, "value", outcome)))
+                failpoint("after-settle")
+                n += 1
+                if stop is not None and stop.is_set():
+                    return total + n
+            total += n
+            if n == 0:
+                return total
 
 
 @dataclass
@@ -152,7 +158,8 @@ class Backoff:
 
 def watch(source: Source, handle: Callable[[Fetched], Any], *, stop: threading.Event,
           limit: int = 50, poll_interval: float = 60.0, backoff: Backoff | None = None,
-          login_retry_floor: float = 60.0, on_error: Callable[[BaseException, float], None] | None = None) -> None:
+          login_retry_floor: float = 60.0, on_error: Callable[[BaseException, float], None] | None = None,
+          ahead: Callable[[], Any] | None = None) -> None:
     """Receive until `stop` is set: drain, then IDLE (or sleep) up to poll_interval, and again.
 
     Any failure (connection lost, timeout, server restart, login refused, even the database
@@ -168,7 +175,7 @@ def watch(source: Source, handle: Callable[[Fetched], Any], *, stop: threading.E
             if not connected:
                 source.connect()
                 connected = True
-            run_once(source, handle, limit, stop)
+            run_once(source, handle, limit, stop, ahead)
             backoff.reset()
             if not stop.is_set():
                 source.wait(poll_interval, stop)
