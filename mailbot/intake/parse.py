@@ -4,6 +4,11 @@ The MIME structure is split here, from the raw bytes, rather than by the standar
 or imap-tools: both decode header bytes before we can see them (GBK file names become
 U+FFFD or silent mojibake, GB18030 characters split across RFC 2231 pieces break), and the
 raw bytes are the only place those names can be recovered from (see mimenames).
+
+The parts are memoryviews into the one raw message, never copies of it: a message with a 25 MB
+attachment would otherwise be held five or six times over (each header split and each multipart
+split copying what follows), and base64 is decoded window by window into one buffer for the
+same reason. Only what is read (headers, texts, decoded files) becomes bytes of its own.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import datetime as dt
 import email.utils
 import hashlib
 import html
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -98,7 +104,7 @@ def _empty(data: bytes, note: str) -> Incoming:
 @dataclass(eq=False)
 class _Entity:
     headers: list[tuple[str, bytes]]
-    body: bytes
+    body: memoryview                           # a view into the raw message (or a decoded forward)
     ctype: str
     ct: HeaderValue
     children: list["_Entity"] | None = None    # a multipart that split into parts
@@ -131,18 +137,26 @@ def _header_value(raw: bytes, hint: str | None, notes: list[str]) -> HeaderValue
     return parse_header_value(raw, hint)
 
 
-def _split_head(data: bytes, notes: list[str]) -> tuple[list[tuple[str, bytes]], bytes]:
+_LINE_END = re.compile(rb"\n")
+_BLANK_LINE = re.compile(rb"^\r*(?:\n|\Z)", re.M)
+
+
+def _split_head(data: memoryview, notes: list[str]) -> tuple[list[tuple[str, bytes]], memoryview]:
+    """The header fields and a view of the body: only the head, up to the first blank line, is copied."""
+    start = 0
+    if data[:5] == b"From ":  # an mbox separator line, not a header
+        nl = _LINE_END.search(data)
+        start = len(data) if nl is None else nl.end()
+    blank = _BLANK_LINE.search(data, start)
+    head = bytes(data[:blank.end()] if blank else data)
     headers: list[tuple[str, bytes]] = []
-    pos, end = 0, len(data)
-    if data.startswith(b"From "):  # an mbox separator line, not a header
-        nl = data.find(b"\n")
-        pos = end if nl < 0 else nl + 1
+    pos, end = start, len(head)
     name: str | None = None
     value: list[bytes] = []
     while pos < end:
-        nl = data.find(b"\n", pos)
+        nl = head.find(b"\n", pos)
         stop = end if nl < 0 else nl + 1
-        line = data[pos:stop].rstrip(b"\r\n")
+        line = head[pos:stop].rstrip(b"\r\n")
         if not line:
             pos = stop
             break
@@ -166,12 +180,12 @@ def _split_head(data: bytes, notes: list[str]) -> tuple[list[tuple[str, bytes]],
     return headers, data[pos:]
 
 
-def _split_multipart(body: bytes, boundary: bytes) -> tuple[list[bytes], bool] | None:
+def _split_multipart(body: memoryview, boundary: bytes) -> tuple[list[memoryview], bool] | None:
     """The parts between boundary lines, and whether the closing boundary was seen; None if none is found."""
     if not boundary or len(boundary) > 998:
         return None
     delimiter = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.M)
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     start: int | None = None
     for m in delimiter.finditer(body):
         if start is not None:
@@ -185,11 +199,11 @@ def _split_multipart(body: bytes, boundary: bytes) -> tuple[list[bytes], bool] |
     return parts, False
 
 
-def _chop_newline(part: bytes) -> bytes:
+def _chop_newline(part: memoryview) -> memoryview:
     # the line break before a boundary belongs to the boundary (RFC 2046 §5.1.1)
-    if part.endswith(b"\r\n"):
+    if part[-2:] == b"\r\n":
         return part[:-2]
-    return part[:-1] if part.endswith(b"\n") else part
+    return part[:-1] if part[-1:] == b"\n" else part
 
 
 # ---------------------------------------------------------------- transfer encodings
@@ -200,27 +214,56 @@ _B64_UNDECODED = "base64 body holds text that is not base64; kept undecoded"
 _B64_SKIPPED = "undecodable base64 chunk skipped"
 _UU_SKIPPED = "undecodable uuencoded line skipped"
 _DAMAGED = {_B64_UNDECODED: "base64", _B64_SKIPPED: "base64", _UU_SKIPPED: "uuencode"}
-_B64_CLEAN = re.compile(rb"[^A-Za-z0-9+/=]")
+_SPACE = b" \t\n\r\x0b\x0c"            # what bytes.split() splits on
+_NOT_B64 = bytes(sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")))
+_B64_WINDOW = 1 << 20
 
 
-def _b64(body: bytes, notes: list[str]) -> bytes:
-    compact = b"".join(body.split())
-    clean = _B64_CLEAN.sub(b"", compact)
-    if len(compact) - len(clean) > max(2, len(compact) // 50):
+def _b64(body: memoryview | bytes, notes: list[str]) -> bytes:
+    """The body decoded, window by window into one buffer (a whole-body split or join would hold
+    the part several times over). Whitespace is dropped; any other stray character too, unless
+    there are so many that the body is not base64 at all: then it is kept undecoded."""
+    body = memoryview(body)
+    out, found = io.BytesIO(), []
+    compact = stray = 0
+    pending = b""          # the start of a chunk the next window continues
+    for at in range(0, len(body), _B64_WINDOW):
+        window = bytes(body[at:at + _B64_WINDOW])
+        solid = window.translate(None, _SPACE)
+        clean = solid.translate(None, _NOT_B64)
+        compact, stray = compact + len(solid), stray + len(solid) - len(clean)
+        pending = _b64_chunks(pending + clean, out, found, last=False)
+    _b64_chunks(pending, out, found, last=True)
+    if stray > max(2, compact // 50):
         notes.append(_B64_UNDECODED)
-        return body
-    out = []
-    # decoded chunk by chunk: some encoders concatenate separately padded base64 blocks
-    for chunk in _B64_CHUNK.findall(clean):
+        return bytes(body)
+    notes.extend(found)
+    return out.getvalue()
+
+
+def _b64_chunks(clean: bytes, out: io.BytesIO, notes: list[str], *, last: bool) -> bytes:
+    """Decode the complete chunks of `clean` into `out`; returns what must wait for more input.
+
+    Chunk by chunk, as some encoders concatenate separately padded base64 blocks. A chunk reaching
+    the end of the input may go on in the next window: its whole quanta are decoded now (the same
+    bytes as decoding it whole), the rest waits; once its padding began, only the padding's start."""
+    for m in _B64_CHUNK.finditer(clean):
+        chunk = m[0]
+        if m.end() == len(clean) and not last:
+            if chunk.endswith(b"="):
+                return chunk.rstrip(b"=") + b"="
+            whole = len(chunk) - len(chunk) % 4
+            out.write(binascii.a2b_base64(chunk[:whole]))
+            return chunk[whole:]
         core = chunk.rstrip(b"=")
         if len(core) % 4 == 1:
             core = core[:-1]
             notes.append("base64 body truncated mid-quantum")
         try:
-            out.append(binascii.a2b_base64(core + b"=" * (-len(core) % 4)))
+            out.write(binascii.a2b_base64(core + b"=" * (-len(core) % 4)))
         except (binascii.Error, ValueError):
             notes.append(_B64_SKIPPED)
-    return b"".join(out)
+    return b""
 
 
 def _uu(body: bytes, notes: list[str]) -> bytes:
@@ -246,14 +289,17 @@ def _uu(body: bytes, notes: list[str]) -> bytes:
     return b"".join(out)
 
 
-def _transfer_decode(body: bytes, cte: str, notes: list[str]) -> bytes:
+_UUENCODED = ("x-uuencode", "uuencode", "x-uue", "uue")
+
+
+def _transfer_decode(body: memoryview | bytes, cte: str, notes: list[str]) -> bytes:
     if cte == "base64":
         return _b64(body, notes)
     if cte == "quoted-printable":
         return binascii.a2b_qp(body)
-    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
-        return _uu(body, notes)
-    return body
+    if cte in _UUENCODED:
+        return _uu(bytes(body), notes)
+    return bytes(body)
 
 
 # ---------------------------------------------------------------- readable text
@@ -322,7 +368,7 @@ class _Parser:
         self.budget, limit_notes = unpack.Budget.from_limits(self.limits)
         self.notes.extend(limit_notes)
         self.hint = _charset_hint(self.data)
-        root = self._entity(self.data, "text/plain", 0)
+        root = self._entity(memoryview(self.data), "text/plain", 0)
         headers = self._headers(root)
         self._collect_cids(root)
         self._walk(root, (), None)
@@ -355,8 +401,8 @@ class _Parser:
 
     # -- structure
 
-    def _entity(self, data: bytes, default_type: str, level: int) -> _Entity:
-        headers, body = _split_head(data, self.notes)
+    def _entity(self, data: memoryview, default_type: str, level: int) -> _Entity:
+        headers, body = _split_head(memoryview(data), self.notes)
         raw_ct = next((v for n, v in headers if n == "content-type"), None)
         ct = _header_value(raw_ct, self.hint, self.notes) if raw_ct is not None else HeaderValue()
         ctype = ct.value if _TYPE.fullmatch(ct.value) else default_type
@@ -373,7 +419,9 @@ class _Parser:
         if ctype.startswith("multipart/"):
             self._split(entity, level)
         elif ctype in _MESSAGE_TYPES:
-            inner = _transfer_decode(body, entity.cte, self.notes)
+            # a forwarded message sent as it is (7bit, 8bit, binary) stays a view of the raw bytes
+            encoded = entity.cte in ("base64", "quoted-printable", *_UUENCODED)
+            inner = _transfer_decode(body, entity.cte, self.notes) if encoded else body
             entity.message = self._entity(inner, "text/plain", level + 1)
         return entity
 

@@ -7,15 +7,22 @@ So every package is inspected first, without calamine: the zip's declared sizes;
 inflated here with its declared size as a hard cap and its CRC checked; each part's prolog
 (no DTD, hence no entity bomb); and the cell extent of every sheet (xlsx and ods XML, xls BIFF
 records). Only then does calamine read it.
+
+calamine copies a workbook handed to it in memory, growing its buffer to about twice the file; a
+large one (a photo pasted into a ledger makes 25 MB) is handed to it as a private temporary file
+instead, removed before read_workbook returns: the one file this module writes.
 """
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import io
+import os
 import pyexpat
 import re
 import struct
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -119,6 +126,7 @@ class _Facts:
     """What the inspection learned before calamine runs."""
     date1904: bool = False
     extents: dict[str, tuple[int, int]] = field(default_factory=dict)   # sheet -> (rows, cols) with values
+    suffix: str = ".xlsx"       # calamine reads a file by its extension
 
 
 def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = None,
@@ -138,6 +146,7 @@ def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = Non
         raise _broken("empty content", "文件为空（0字节）")
     if content.startswith(OLE_MAGIC):
         facts = _inspect_ole(content, limits)
+        facts.suffix = ".xls"
     elif content.startswith(b"PK"):
         facts = _inspect_zip(content, limits)
     else:
@@ -182,6 +191,7 @@ def _inspect_zip(content: bytes, limits: Limits) -> _Facts:
     _check_zip_shape(infos, lower, limits)
     facts = _Facts()
     if "mimetype" in lower:
+        facts.suffix = ".ods"
         _scan_ods(content, infos, facts, limits)
     else:
         _scan_xlsx(content, infos, facts, limits)
@@ -562,20 +572,52 @@ def _biff_sheet_name(raw: bytes) -> str:
 
 # ---------------------------------------------------------------- calamine
 
+SPOOL_OVER = 8 * _MIB     # a workbook larger than this is read by calamine from a temporary file
+
+
 def _read_calamine(content: bytes, facts: _Facts, limits: Limits) -> tuple[Table, ...]:
-    try:
-        book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(content))
-        metas = list(book.sheets_metadata)
-    except python_calamine.PasswordError as e:
-        raise _encrypted(f"calamine: {e}") from e
-    except Exception as e:   # noqa: BLE001 - calamine's errors are many and all mean "unreadable"
-        raise _broken(f"calamine: {type(e).__name__}: {e}") from e
-    tables = []
-    for meta in metas:
-        if meta.typ != python_calamine.SheetTypeEnum.WorkSheet:
-            continue   # chart and macro sheets hold no ledger
-        tables.append(_read_sheet(book, meta.name, limits))
+    with _spooled(content, facts.suffix) as path:
+        try:
+            if path is None:
+                book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(content))
+            else:
+                book = python_calamine.CalamineWorkbook.from_path(path)
+            metas = list(book.sheets_metadata)
+        except python_calamine.PasswordError as e:
+            raise _encrypted(f"calamine: {e}") from e
+        except Exception as e:   # noqa: BLE001 - calamine's errors are many and all mean "unreadable"
+            raise _broken(f"calamine: {type(e).__name__}: {e}") from e
+        tables = []
+        for meta in metas:
+            if meta.typ != python_calamine.SheetTypeEnum.WorkSheet:
+                continue   # chart and macro sheets hold no ledger
+            tables.append(_read_sheet(book, meta.name, limits))
+        del book             # calamine reads the sheets from the file: it goes before the file does
     return tuple(tables)
+
+
+@contextlib.contextmanager
+def _spooled(content: bytes, suffix: str):
+    """None for a small workbook (read from memory); else the path of a private copy (0600, from
+    mkstemp) that is removed however the reading ends."""
+    if len(content) <= SPOOL_OVER:
+        yield None
+        return
+    try:
+        fd, path = tempfile.mkstemp(prefix="mailbot-workbook-", suffix=suffix)
+    except OSError:
+        yield None           # no room for the copy: read from memory, dearer but the same
+        return
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+            written = True
+        except OSError:
+            written = False
+        yield path if written else None
+    finally:
+        os.unlink(path)
 
 
 def _read_sheet(book, name: str, limits: Limits) -> Table:
