@@ -1,6 +1,7 @@
 """What every letter shares: the greeting, the closing, a task's label, the Letter value and the RFC 5322 builder."""
 from __future__ import annotations
 
+import base64
 import binascii
 import codecs
 import datetime as dt
@@ -8,11 +9,12 @@ import functools
 import html
 import quopri
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from email.headerregistry import Address
+from email.header import Header
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import encode_rfc2231, format_datetime, formataddr, getaddresses
 
 from mailbot.dates.zone import zh_date
 from mailbot.intake.screen import BOT_HEADER
@@ -170,42 +172,100 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
                  attachments: Sequence[tuple[str, bytes, str]] = (),
                  auto_submitted: str = "auto-replied", table: str | None = None,
                  reply_to: str | None = None) -> bytes:
-    """An RFC 5322 message, UTF-8, plain and HTML, with attachments (name, bytes, mime type)."""
-    msg = EmailMessage()
-    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
-    msg["To"] = safe_header(", ".join(to), "To")
-    if cc:
-        msg["Cc"] = safe_header(", ".join(cc), "Cc")
-    if reply_to:
-        msg["Reply-To"] = safe_header(reply_to, "Reply-To")
-    msg["Subject"] = safe_header(subject)
+    """An RFC 5322 message, UTF-8, plain and HTML, with attachments (name, bytes, mime type).
+
+    Written here, not by the email package's EmailMessage: every receipt goes through this, and
+    that package's header parsing and folding cost more than all the rest of the letter. Headers
+    are RFC 2047 words (email.header), file names RFC 2231 (email.utils), bodies 8bit or base64."""
+    addresses = {"To": safe_header(", ".join(to), "To"),
+                 "Cc": safe_header(", ".join(cc), "Cc") if cc else "",
+                 "Reply-To": safe_header(reply_to, "Reply-To") if reply_to else ""}
+    lines = [_address_field("From", _address((sender_name, sender)))]
+    for name, value in addresses.items():
+        if value:
+            lines.append(_address_field(name, ", ".join(_address(pair) for pair in getaddresses([value]) if any(pair))))
+    lines.append(_field("Subject", safe_header(subject)))
     plain = safe_text(plain)
     html_plain = plain
     plain = "\n".join("" if line.strip() == TABLE_MARK else line for line in plain.split("\n"))
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = f"<{message_id}>"
-    threading_lines = b""
+    lines += [f"Date: {format_datetime(now)}", f"Message-ID: <{message_id}>"]
     if in_reply_to:
-        # Written by hand: the email policy folds a long id list into RFC 2047 words, which
-        # breaks threading; here each id may go on its own folded line, as RFC 5322 allows.
+        # each id on its own folded line, as RFC 5322 allows: a policy folding a long id list into
+        # RFC 2047 words breaks threading
         refs = [r for r in references if r] + ([in_reply_to] if in_reply_to not in references else [])
         refs = [r for r in (_msgid(r) for r in refs) if r]
-        in_reply_to = _msgid(in_reply_to)
-        threading_lines = (f"In-Reply-To: <{in_reply_to}>\n"
-                           f"References: {chr(10).join(' ' * (i > 0) + f'<{r}>' for i, r in enumerate(refs))}\n"
-                           ).encode("ascii", "replace")
-    msg["Auto-Submitted"] = auto_submitted
-    msg["X-Auto-Response-Suppress"] = "All"   # asks Exchange not to answer our answer
-    msg[BOT_HEADER] = "1"
-    msg.set_content(plain, charset="utf-8")
+        lines += [f"In-Reply-To: <{_msgid(in_reply_to)}>",
+                  "References: " + "\n".join(" " * (i > 0) + f"<{r}>" for i, r in enumerate(refs))]
+    lines += [f"Auto-Submitted: {auto_submitted}",
+              "X-Auto-Response-Suppress: All",      # asks Exchange not to answer our answer
+              f"{BOT_HEADER}: 1", "MIME-Version: 1.0"]
     # the plain part keeps TABLE_MARK's place as a blank line; the HTML part has the table there
-    msg.add_alternative(_html_body(html_plain, table), subtype="html", charset="utf-8")
-    for name, data, mime in attachments:
-        name = safe_header(name, "X-Name")
-        maintype, _, subtype = mime.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    raw = msg.as_bytes()
-    if threading_lines:
-        at = raw.index(b"\nAuto-Submitted:") + 1
-        raw = raw[:at] + threading_lines + raw[at:]
-    return raw
+    alternative = _multipart("alternative", [_text_part("plain", plain), _text_part("html", _html_body(html_plain, table))])
+    if attachments:
+        parts = [alternative] + [_attachment_part(name, data, mime) for name, data, mime in attachments]
+        top = _multipart("mixed", parts)
+    else:
+        top = alternative
+    # safe_header left every value one the email package writes; an address it could not is ASCII with
+    # '?' for what it could not write, as safe_header's last resort does
+    head = "\n".join(lines).encode("ascii", "replace") + b"\n"
+    return head + top
+
+
+def _field(name: str, value: str) -> str:
+    """An unstructured header: as it is where it is short ASCII, else RFC 2047 words folded at 78."""
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}"
+    return f"{name}: " + Header(value, "us-ascii" if value.isascii() else "utf-8", header_name=name).encode(linesep="\n")
+
+
+def _address(pair: tuple[str, str]) -> str:
+    try:
+        return formataddr(pair, charset="utf-8")
+    except UnicodeError:
+        # not an address a server can take ('未填写' typed into a form): written, as the email package
+        # writes it, as words, and refused by the server with a reason a person reads in the outbox
+        return Header(" ".join(p for p in pair if p), "utf-8").encode()
+
+
+def _address_field(name: str, value: str) -> str:
+    """An address list (already encoded by formataddr), one address per folded line where long."""
+    if len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}"
+    return f"{name}: " + ",\n ".join(a.strip() for a in value.split(", "))
+
+
+def _boundary() -> str:
+    return "===============" + secrets.token_hex(10) + "=="
+
+
+def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+    b = _boundary()
+    out = [f'Content-Type: multipart/{subtype};\n boundary="{b}"\n\n'.encode("ascii")]
+    for part in parts:
+        out += [f"--{b}\n".encode("ascii"), part, b"\n"]
+    out.append(f"--{b}--\n".encode("ascii"))
+    return b"".join(out)
+
+
+def _base64(data: bytes) -> bytes:
+    return base64.encodebytes(data)          # 76 characters a line, each ended by a line feed
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    data = (text if text.endswith("\n") else text + "\n").encode("utf-8")
+    if subtype == "plain" and max(map(len, data.split(b"\n"))) <= 78:
+        # 8bit where every line is short, as the email package chooses: readable in the raw message
+        return b'Content-Type: text/plain; charset="utf-8"\nContent-Transfer-Encoding: 8bit\n\n' + data
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\nContent-Transfer-Encoding: base64\n\n'
+            .encode("ascii") + _base64(data))
+
+
+def _attachment_part(name: str, data: bytes, mime: str) -> bytes:
+    name = safe_header(name, "X-Name")
+    if name.isascii() and '"' not in name and "\\" not in name:
+        disposition = f'attachment; filename="{name}"'
+    else:
+        disposition = "attachment; filename*=" + encode_rfc2231(name, "utf-8")
+    return (f"Content-Type: {mime}\nContent-Transfer-Encoding: base64\n"
+            f"Content-Disposition: {disposition}\n\n").encode("ascii") + _base64(data)
