@@ -92,6 +92,8 @@ def safe_text(text: str) -> str:
 @functools.lru_cache(maxsize=1024)
 def _encodes(name: str, value: str) -> bool:
     # cached: the same addresses head letter after letter, and trying costs a whole message
+    if "=?" not in value and name not in ("To", "Cc", "Reply-To"):
+        return True     # plain text (controls and surrogates gone): what trips the folder is a word look-alike
     try:
         m = EmailMessage()
         m[name] = value
