@@ -697,8 +697,21 @@ _NO_ISSUES: tuple = ()
 
 
 def _cell_text(value: Any) -> str:
-    # _text, with the common case (a string cell) inline: this runs for every cell of every ledger
-    return value.strip(_SPACES) if type(value) is str else _text(value)
+    # _text, with the common cases inline and the rest cached: this runs for every cell of every
+    # ledger, and a ledger's dates and figures repeat
+    if type(value) is str:
+        return value.strip(_SPACES)
+    if value is None:
+        return ""
+    try:
+        return _value_text(value)
+    except TypeError:           # not hashable: no reader gives such a cell, but no cell may crash this
+        return _text(value)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _value_text(value: Any) -> str:
+    return _text(value)
 
 
 @functools.lru_cache(maxsize=512)
