@@ -577,10 +577,11 @@ class Measured:
     maxrss_kb: int
     user: float
     sys: float
+    tree_pss_kb: int = 0        # with tree=True: the peak of the summed PSS of the command and its descendants
 
 
 def run_measured(argv: list[str], *, stdout: Any = None, stderr: Any = None, timeout: float = 3600,
-                 on_line: Any = None, env: dict | None = None) -> Measured:
+                 on_line: Any = None, env: dict | None = None, tree: bool = False) -> Measured:
     """Run a child; its wall time, peak RSS, user and system time.
 
     The peak RSS comes from GNU time (/usr/bin/time -f %M) wrapped around the command, not from
@@ -591,8 +592,13 @@ def run_measured(argv: list[str], *, stdout: Any = None, stderr: Any = None, tim
     on_line(line: bytes, t: float, rss_kib: int | None): called for each line of stdout as it
     arrives, with the child's resident set size then (then stdout must be None: it is read
     through a pipe).
+
+    tree: also sample, every 0.2 s, the proportional set size (PSS: shared pages split between the
+    processes sharing them) summed over the command and all its descendants (a poll's worker
+    processes: GNU time's figure is the largest single process), and keep the peak.
     """
     import shutil as _shutil
+    import threading as _threading
     import tempfile as _tempfile
     gnu_time = _shutil.which("time", path="/usr/bin:/bin")
     report = None
@@ -603,6 +609,18 @@ def run_measured(argv: list[str], *, stdout: Any = None, stderr: Any = None, tim
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE if on_line else stdout, stderr=stderr,
                          stdin=subprocess.DEVNULL, env=env)
+    peak = [0]
+    done = _threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            pids = _descendants(p.pid)
+            if gnu_time:
+                pids.discard(p.pid)
+            peak[0] = max(peak[0], sum(pss_kib(x) or 0 for x in pids))
+    sampler = _threading.Thread(target=sample, daemon=True) if tree else None
+    if sampler:
+        sampler.start()
     if on_line:
         assert p.stdout is not None
         for line in p.stdout:
@@ -620,6 +638,9 @@ def run_measured(argv: list[str], *, stdout: Any = None, stderr: Any = None, tim
         p.kill()
         p.wait()
     wall = time.monotonic() - t0
+    done.set()
+    if sampler:
+        sampler.join()
     try:
         last = Path(report).read_text().strip().splitlines()[-1].split()
         maxrss, user, sys_ = int(last[0]), float(last[2]), float(last[3])
@@ -627,7 +648,31 @@ def run_measured(argv: list[str], *, stdout: Any = None, stderr: Any = None, tim
         maxrss, user, sys_ = 0, 0.0, 0.0
     finally:
         os.unlink(report)
-    return Measured(p.returncode, wall, maxrss, user, sys_)
+    return Measured(p.returncode, wall, maxrss, user, sys_, peak[0])
+
+
+def _descendants(pid: int) -> set[int]:
+    out, todo = set(), [pid]
+    while todo:
+        x = todo.pop()
+        out.add(x)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{x}/task/{x}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def pss_kib(pid: int) -> int | None:
+    """The proportional set size of a process, in KiB (smaps_rollup)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def _child_rss(pid: int, wrapped: bool) -> int | None:

@@ -277,7 +277,7 @@ def poll_run(args, scratch: Path, dovecot, sink: Sink, waiting: list, prefix: Pa
     if args.profile:        # the main process only: what its workers do is not in it
         argv = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "mailbot.app.cli", *argv[1:]]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        m = common.run_measured(argv, stdout=out, stderr=err, timeout=args.timeout)
+        m = common.run_measured(argv, stdout=out, stderr=err, timeout=args.timeout, tree=True)
     results = [json.loads(x) for x in out_path.read_text(encoding="utf-8").splitlines() if x.strip()]
     summary = next((ln for ln in reversed(err_path.read_text(encoding="utf-8", errors="replace").splitlines())
                     if "outbox:" in ln), "")
@@ -290,6 +290,7 @@ def poll_run(args, scratch: Path, dovecot, sink: Sink, waiting: list, prefix: Pa
         "cpu_user_s": round(m.user, 2),
         "cpu_sys_s": round(m.sys, 2),
         "peak_rss_mib": round(m.maxrss_kb / 1024, 1),
+        "peak_tree_pss_mib": round(m.tree_pss_kb / 1024, 1),
         "outcomes": dict(collections.Counter(r["outcome"] for r in results)),
         "replies_drafted": sum(1 for r in results if r.get("reply")),
         "summary_line": summary,
@@ -506,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         delays = sorted(d for d in (i.get("delays_s") or []) if d is not None)
         print(json.dumps({
             "messages": p.get("messages"), "poll_once_s": p.get("wall_s"), "floor_s": report["floor"]["imap_tools_s"],
-            "ratio": p.get("ratio_to_floor"), "peak_rss_mib": p.get("peak_rss_mib"), "replies_sent": p.get("sent_at_sink"),
+            "ratio": p.get("ratio_to_floor"), "peak_rss_mib": p.get("peak_rss_mib"),
+            "peak_tree_pss_mib": p.get("peak_tree_pss_mib"), "cpu_user_s": p.get("cpu_user_s"),
+            "cpu_sys_s": p.get("cpu_sys_s"), "replies_sent": p.get("sent_at_sink"),
             "idle_p50_s": round(statistics.median(delays), 3) if delays else None,
             "idle_p95_s": delays[max(0, int(len(delays) * 0.95 + 0.5) - 1)] if delays else None,
             "fetch_only_floor_s": report["floor"]["fetch_only_s"], "loadavg_at_end": report["loadavg_at_end"]}))
@@ -514,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
     print(f"floor (imap-tools, bulk={args.bulk}) {report['floor']['imap_tools_s']} s; wire floor {report['floor']['wire_s']} s")
     print(f"poll --once {p.get('wall_s')} s for {p.get('messages')} msgs: {p.get('ratio_to_floor')} x floor; "
-          f"peak RSS {p.get('peak_rss_mib')} MiB; sent {p.get('sent_at_sink')} of {p.get('replies_drafted')} drafted replies")
+          f"peak RSS {p.get('peak_rss_mib')} MiB (all its processes: {p.get('peak_tree_pss_mib')} MiB PSS); sent {p.get('sent_at_sink')} of {p.get('replies_drafted')} drafted replies")
     if i:
         print(f"IDLE delivery->receipt: median {i.get('delay_median_s')} s, max {i.get('delay_max_s')} s "
               f"({i.get('receipts')}/{i.get('messages')}); daemon peak RSS {i.get('peak_rss_mib')} MiB")
