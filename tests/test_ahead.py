@@ -245,3 +245,18 @@ def test_sigkill_in_a_backlog_decided_ahead_then_restart(tmp_path, dovecot, smtp
     third = bot.poll()
     assert third.returncode == 0 and third.stdout.startswith("0 message(s); outbox: 0 sent"), third.stdout
     check_all_once(bot, dovecot, smtp_relay, shas)
+
+
+def test_the_daemon_drains_a_backlog_deciding_ahead_and_answers_each_once(tmp_path, dovecot, smtp_relay):
+    """`mailbot run` started on a month-end backlog: the watcher's first pass decides it ahead."""
+    from test_faults import Bot, all_through, check_all_once, eventually
+    bot = Bot(tmp_path, dovecot, smtp_relay, workers=1, poll_interval=5)
+    shas = _deliver(dovecot, _copies(4))
+    daemon = bot.start()
+    try:
+        assert eventually(lambda: all_through(bot, dovecot, 12), 60), daemon.log[-3000:]
+    finally:
+        code, _took = daemon.stop()
+    assert code == 0
+    assert "deciding ahead on 1 worker process(es)" in daemon.log
+    check_all_once(bot, dovecot, smtp_relay, shas)
