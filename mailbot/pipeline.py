@@ -266,12 +266,21 @@ class Prepared:
     received_at: dt.datetime
     incoming: Incoming
     verdict: Verdict
+    calendar_generation: int          # the working-day calendar it was decided with (WorkCalendar.generation)
+
+    def holds_for(self, sha: str, received_at: dt.datetime, intake: Intake) -> bool:
+        """Made for these bytes, this moment (and its zone: the verdict uses its date) and the
+        calendar as it is now (a holiday schedule loaded since changes deadlines)."""
+        return (self.raw_sha256 == sha and self.received_at == received_at
+                and self.received_at.utcoffset() == received_at.utcoffset()
+                and self.calendar_generation == intake.calendar.generation)
 
 
 def prepare(raw: bytes, intake: Intake, received_at: dt.datetime) -> Prepared:
     """parse + decide for one message, with no store: pure."""
     incoming = parse.parse_message(raw, limits=intake.rules.limits)
-    return Prepared(hashlib.sha256(raw).hexdigest(), received_at, incoming, decide(incoming, intake, received_at))
+    return Prepared(hashlib.sha256(raw).hexdigest(), received_at, incoming, decide(incoming, intake, received_at),
+                    intake.calendar.generation)
 
 
 # ---------------------------------------------------------------- the part with side effects
@@ -291,6 +300,7 @@ class Processed:
     crashed_at: str | None = None     # the stage that raised: shunted for a person, not decided
     command: str | None = None        # outcome "command": the action's id, and whether it was done
     ok: bool | None = None
+    decided_ahead: bool = False       # its verdict is the one a worker made (app/ahead.py)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"message_id": self.message_id, "outcome": self.outcome, "section": self.section,
@@ -410,10 +420,11 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
     """
     sha = store.archive_raw(raw)                     # nothing happens before the bytes are safe
     failpoint("after-archive")
-    if prepared is not None and (prepared.raw_sha256 != sha or prepared.received_at != received_at):
+    if prepared is not None and not prepared.holds_for(sha, received_at, intake):
         prepared = None
     stage = "parse"
     incoming: Incoming | None = None
+    ahead = False
     try:
         incoming = prepared.incoming if prepared is not None else parse.parse_message(raw, limits=intake.rules.limits)
         failpoint("after-parse")
@@ -426,7 +437,8 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
         prior = store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
         stage = "decide"
         # decided ahead as if no file had been sent before: true only where the store says so
-        verdict = prepared.verdict if prepared is not None and not prior else decide(incoming, intake, received_at, prior)
+        ahead = prepared is not None and not prior and prepared.holds_for(sha, received_at, intake)
+        verdict = prepared.verdict if ahead else decide(incoming, intake, received_at, prior)
         drafted: dict[str, Any] = {}
         ran = None
         if verdict.outcome is Outcome.COMMAND:
@@ -460,7 +472,7 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
                      getattr(result, "receipt_no", None), items, drafted.get("reply"),
                      duplicate=bool(getattr(result, "duplicate", False)),
                      command=verdict.command.name if verdict.command else None,
-                     ok=ran.ok if ran is not None else None)
+                     ok=ran.ok if ran is not None else None, decided_ahead=ahead)
 
 
 def _run_command(verdict: Verdict, incoming: Incoming, intake: Intake, desk: Any, sha: str, now: dt.datetime,

@@ -27,18 +27,22 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from mailbot import pipeline
+from mailbot.dates import zone
 
 __all__ = ["Ahead", "default_workers"]
 
 log = logging.getLogger("mailbot.ahead")
 
 LARGEST = 4 << 20       # bytes: a larger message is decided here rather than copied to a worker
+BACKLOG = 6             # messages waiting at once that make a backlog worth the workers
+HELD = 64 << 20         # bytes of waiting messages read ahead at most (a message is always read)
+MOST_WORKERS = 8
 
 
 def default_workers() -> int:
     """One core writes (this process); the others decide ahead. At least one worker."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
+    return max(1, min(MOST_WORKERS, cores - 1))
 
 
 # ---------------------------------------------------------------- in the worker
@@ -46,9 +50,10 @@ def default_workers() -> int:
 _intake: pipeline.Intake | None = None
 
 
-def _start(intake: pipeline.Intake, writer: int) -> None:
+def _start(intake: pipeline.Intake, writer: int, zone_name: str) -> None:
     global _intake
     _intake = intake
+    zone.use_zone(zone_name)            # the bureau's zone, as the writer has it from the config
     threading.Thread(target=_end_with, args=(writer,), name="end-with-writer", daemon=True).start()
 
 
@@ -82,10 +87,9 @@ def _alive(pid: int) -> bool:
             return False
 
 
-def _prepare(raw: bytes, received_at: dt.datetime) -> tuple[int, pipeline.Prepared]:
-    """(the generation of the calendar it was decided with, the message prepared)."""
+def _prepare(raw: bytes, received_at: dt.datetime) -> pipeline.Prepared:
     assert _intake is not None, "worker started without an intake"
-    return _intake.calendar.generation, pipeline.prepare(raw, _intake, received_at)
+    return pipeline.prepare(raw, _intake, received_at)
 
 
 # ---------------------------------------------------------------- in the writer
@@ -95,7 +99,7 @@ class Ahead:
 
     def __init__(self, intake: pipeline.Intake, received_at: Callable[[Any], dt.datetime], *,
                  workers: int | None = None, window: int | None = None,
-                 task: Callable[[bytes, dt.datetime], tuple[int, pipeline.Prepared]] = _prepare):
+                 task: Callable[[bytes, dt.datetime], pipeline.Prepared] = _prepare):
         self.intake = intake
         self.received_at = received_at
         self.workers = default_workers() if workers is None else workers
@@ -103,7 +107,7 @@ class Ahead:
         self.task = task
         self._pool: ProcessPoolExecutor | None = None
         self._generation = -1
-        self.prepared = 0          # messages whose verdict came from a worker (for the log and tests)
+        self.prepared = 0          # messages a worker prepared (process() may still decide one again)
 
     def __enter__(self) -> Ahead:
         return self
@@ -123,14 +127,17 @@ class Ahead:
         source = iter(fetched)
         more = True
         while True:
-            while more and len(waiting) < self.window:
+            # read ahead up to the window, and within HELD bytes: a backlog of large messages is
+            # not held whole in memory (the one handed out next is always read)
+            while more and len(waiting) < self.window and (
+                    not waiting or sum(len(e[0].raw) for e in waiting) < HELD):
                 try:
                     f = next(source)
                 except StopIteration:
                     more = False
                     break
                 waiting.append([f, self._submit(f) if self._pool is not None else None])
-            if self._pool is None and self.workers and more and len(waiting) >= self.window:
+            if self._pool is None and self.workers and more and len(waiting) >= min(self.window, BACKLOG):
                 self._start_pool()                # a backlog: worth the workers
                 for entry in waiting:
                     entry[1] = self._submit(entry[0])
@@ -148,10 +155,16 @@ class Ahead:
             yield f, prepared
 
     def _start_pool(self) -> None:
-        ctx = multiprocessing.get_context("forkserver")      # not fork: the daemon has threads
-        ctx.set_forkserver_preload(["mailbot.pipeline"])
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_start,
-                                         initargs=(self.intake, os.getpid()))
+        try:
+            ctx = multiprocessing.get_context("forkserver")      # not fork: the daemon has threads
+            ctx.set_forkserver_preload(["mailbot.pipeline"])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_start,
+                                             initargs=(self.intake, os.getpid(), str(zone.bureau_zone())))
+        except Exception as e:  # noqa: BLE001 - no workers (no processes left, no /tmp socket): decide here
+            log.warning("cannot start workers to decide ahead (%s: %s); deciding here", type(e).__name__, e)
+            self.workers = 0
+            self._pool = None
+            return
         self._generation = self.intake.calendar.generation
         log.info("deciding ahead on %d worker process(es), %d message(s) ahead", self.workers, self.window)
 
@@ -160,20 +173,22 @@ class Ahead:
             return None
         try:
             return self._pool.submit(self.task, f.raw, self.received_at(f))
-        except RuntimeError as e:           # the pool broke (a worker died): decide here from now on
-            log.warning("workers deciding ahead unavailable (%s); deciding here", e)
-            self._pool = None
+        except Exception as e:  # noqa: BLE001 - a broken pool (a worker died) or none to be had (submit
+            # starts the processes: fork refused, memory): decide here; a later backlog tries again
+            log.warning("workers deciding ahead unavailable (%s: %s); deciding here", type(e).__name__, e)
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False, cancel_futures=True)
+            if not isinstance(e, RuntimeError):
+                self.workers = 0        # they could not be started: not again in this pass
             return None
 
     def _result(self, future: Future | None) -> pipeline.Prepared | None:
         if future is None:
             return None
         try:
-            generation, prepared = future.result()
+            prepared = future.result()
         except Exception as e:  # noqa: BLE001 - here the message is decided again; a crash is recorded then
             log.warning("deciding ahead failed (%s: %s); deciding here", type(e).__name__, e)
             return None
-        if generation != self.intake.calendar.generation:
-            return None                 # decided on a calendar that has changed since
         self.prepared += 1
         return prepared

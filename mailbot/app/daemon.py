@@ -47,7 +47,7 @@ class PollSummary:
     sent: int = 0
     temporary: int = 0
     permanent: int = 0
-    ahead: int = 0             # messages whose verdict was decided ahead by a worker process
+    ahead: int = 0             # messages recorded with the verdict a worker process decided ahead
 
     @property
     def messages(self) -> int:
@@ -75,7 +75,6 @@ class Daemon:
         self.role: standby._Role | None = None
         self._outbox_wake = threading.Event()
         self.on_processed: Callable[[Any, pipeline.Processed], None] | None = None
-        self._ahead: Ahead | None = None        # the last pass's, for its count
 
     # ------------------------------------------------------------ pieces
 
@@ -95,8 +94,7 @@ class Daemon:
 
     def ahead(self) -> Ahead:
         """Deciding ahead on the other cores, for a backlog (app/ahead.py)."""
-        self._ahead = Ahead(self.intake, self.received_at, workers=self.config.workers)
-        return self._ahead
+        return Ahead(self.intake, self.received_at, workers=self.config.workers)
 
     def handle(self, fetched: mailbox.Fetched, prepared: pipeline.Prepared | None = None) -> pipeline.Processed:
         now = self.clock()
@@ -153,13 +151,13 @@ class Daemon:
 
         def settled(f: Any, p: pipeline.Processed) -> None:
             summary.outcomes[p.outcome] = summary.outcomes.get(p.outcome, 0) + 1
+            summary.ahead += p.decided_ahead
             if each is not None:
                 each(f.source, p)
         self.on_processed = settled
         try:
             source.connect()
             mailbox.run_once(source, self.handle, limit, ahead=self.ahead)
-            summary.ahead = self._ahead.prepared if self._ahead is not None else 0
             self.write_health(ok=True, source=source)
         except Exception as e:
             self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
