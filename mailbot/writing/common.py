@@ -182,10 +182,11 @@ def make_message(*, sender: str, sender_name: str, to: Sequence[str], subject: s
     addresses = {"To": safe_header(", ".join(to), "To"),
                  "Cc": safe_header(", ".join(cc), "Cc") if cc else "",
                  "Reply-To": safe_header(reply_to, "Reply-To") if reply_to else ""}
-    lines = [_address_field("From", _address((sender_name, sender)))]
+    lines = [_address_field("From", _address((safe_header(sender_name, "X-Name"), sender)))]
     for name, value in addresses.items():
-        if value:
-            lines.append(_address_field(name, ", ".join(_address(pair) for pair in getaddresses([value]) if any(pair))))
+        listed = ", ".join(_address(pair) for pair in getaddresses([value]) if any(pair)) if value else ""
+        if listed:
+            lines.append(_address_field(name, listed))
     lines.append(_field("Subject", safe_header(subject)))
     plain = safe_text(plain)
     html_plain = plain
@@ -265,9 +266,23 @@ def _text_part(subtype: str, text: str) -> bytes:
 
 def _attachment_part(name: str, data: bytes, mime: str) -> bytes:
     name = safe_header(name, "X-Name")
-    if name.isascii() and '"' not in name and "\\" not in name:
-        disposition = f'attachment; filename="{name}"'
-    else:
-        disposition = "attachment; filename*=" + encode_rfc2231(name, "utf-8")
     return (f"Content-Type: {mime}\nContent-Transfer-Encoding: base64\n"
-            f"Content-Disposition: {disposition}\n\n").encode("ascii") + _base64(data)
+            f"Content-Disposition: attachment;\n {_filename_parameter(name)}\n\n").encode("ascii") + _base64(data)
+
+
+def _filename_parameter(name: str) -> str:
+    """filename="…" for a short plain name, else RFC 2231 (UTF-8, percent-encoded), cut into
+    numbered pieces of at most 60 characters so that no line grows past 78."""
+    if name.isascii() and len(name) <= 60 and '"' not in name and "\\" not in name:
+        return f'filename="{name}"'
+    encoded = encode_rfc2231(name, "utf-8")
+    if len(encoded) <= 60:
+        return "filename*=" + encoded
+    pieces = []
+    while encoded:
+        cut = min(60, len(encoded))
+        if cut < len(encoded) and "%" in encoded[cut - 2:cut]:
+            cut = encoded.rindex("%", 0, cut)        # never inside a %XX escape
+        pieces.append(encoded[:cut])
+        encoded = encoded[cut:]
+    return ";\n ".join(f"filename*{i}*={piece}" for i, piece in enumerate(pieces))
