@@ -152,17 +152,29 @@ def test_a_workbook_read_from_its_private_file_reads_as_from_memory(name, monkey
 
 
 def test_the_private_file_is_removed_when_a_sheet_breaks(monkeypatch, tmp_path):
-    seen = []
+    """0600 when calamine opens it, and its name gone as soon as calamine holds it open: no copy
+    of a ledger outlives the process, even one ended by os._exit or SIGKILL while it reads."""
+    import types
+    seen, real = [], workbook.python_calamine
+
+    def from_path(path):
+        seen.append((Path(path).suffix, Path(path).stat().st_mode & 0o777))
+        return real.CalamineWorkbook.from_path(path)
 
     def broken(book, name, limits):
-        seen.extend((p.suffix, p.stat().st_mode & 0o777) for p in tmp_path.iterdir())
+        seen.append(sorted(tmp_path.iterdir()))
         raise workbook._broken("test", f"工作表'{name}'已损坏")
+    calamine = types.SimpleNamespace(CalamineWorkbook=types.SimpleNamespace(
+        from_path=from_path, from_filelike=real.CalamineWorkbook.from_filelike),
+        PasswordError=real.PasswordError, SheetTypeEnum=real.SheetTypeEnum)
+    monkeypatch.setattr(workbook, "python_calamine", calamine)
     monkeypatch.setattr(workbook, "SPOOL_OVER", 0)
     monkeypatch.setattr(workbook.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(workbook, "_read_sheet", broken)
     with pytest.raises(WorkbookError):
         _read("sgs_valid.xlsx")
     assert seen[0] == (".xlsx", 0o600)
+    assert seen[1] == [], "the file's name was still there while its sheets were read"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -582,6 +582,9 @@ def _read_calamine(content: bytes, facts: _Facts, limits: Limits) -> tuple[Table
                 book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(content))
             else:
                 book = python_calamine.CalamineWorkbook.from_path(path)
+                # calamine holds the file open: its name can go now, so that no copy of a ledger
+                # outlives this process however it ends (a worker ended with its writer: os._exit)
+                os.unlink(path)
             metas = list(book.sheets_metadata)
         except python_calamine.PasswordError as e:
             raise _encrypted(f"calamine: {e}") from e
@@ -617,7 +620,8 @@ def _spooled(content: bytes, suffix: str):
             written = False
         yield path if written else None
     finally:
-        os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _read_sheet(book, name: str, limits: Limits) -> Table:
