@@ -437,7 +437,7 @@ def process(raw: bytes, *, intake: Intake, store: IntakeStore, source: str, rece
         prior = store.prior_submissions(hashlib.sha256(a.content).hexdigest() for a in incoming.attachments)
         stage = "decide"
         # decided ahead as if no file had been sent before: true only where the store says so
-        ahead = prepared is not None and not prior and prepared.holds_for(sha, received_at, intake)
+        ahead = prepared is not None and not prior
         verdict = prepared.verdict if ahead else decide(incoming, intake, received_at, prior)
         drafted: dict[str, Any] = {}
         ran = None
