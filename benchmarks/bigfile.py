@@ -107,29 +107,30 @@ def _with_picture(data: bytes, sheet: str, photo: bytes) -> bytes:
     return buf.getvalue()
 
 
-def message(data: bytes) -> bytes:
+def _mail(sender: str, subject: str, body: str, day: dt.date, data: bytes, mime: str, filename: str) -> bytes:
     m = EmailMessage()
-    m["From"] = "宣传科 <xuanchuan@cqscjg.example.cn>"
+    m["From"] = sender
     m["To"] = common.MAILBOX
-    m["Subject"] = "宣传科2026年11月诚信宣传活动照片及说明"
-    m["Date"] = format_datetime(dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    m["Subject"] = subject
+    m["Date"] = format_datetime(dt.datetime(day.year, day.month, day.day, 10, 0,
+                                            tzinfo=dt.timezone(dt.timedelta(hours=8))))
     m["Message-ID"] = make_msgid(domain=common.DOMAIN)
-    m.set_content("信用监管科：\n\n    我科11月诚信宣传活动的照片及说明见附件。\n", charset="utf-8")
-    m.add_attachment(data, maintype="application", subtype="pdf", filename="现场照片及说明.pdf")
+    m.set_content(f"信用监管科：\n\n    {body}\n", charset="utf-8")
+    maintype, subtype = mime.split("/")
+    m.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return m.as_bytes()
+
+
+def message(data: bytes) -> bytes:
+    return _mail("宣传科 <xuanchuan@cqscjg.example.cn>", "宣传科2026年11月诚信宣传活动照片及说明",
+                 "我科11月诚信宣传活动的照片及说明见附件。", dt.date(2026, 11, 20), data, "application/pdf",
+                 "现场照片及说明.pdf")
 
 
 def ledger_message(data: bytes) -> bytes:
-    m = EmailMessage()
-    m["From"] = "政策法规科 <fagui@cqscjg.example.cn>"
-    m["To"] = common.MAILBOX
-    m["Subject"] = "政策法规科2026年11月双公示台账"
-    m["Date"] = format_datetime(dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))))
-    m["Message-ID"] = make_msgid(domain=common.DOMAIN)
-    m.set_content("信用监管科：\n\n    我科11月双公示台账见附件，现场检查照片已贴在台账中。\n", charset="utf-8")
-    m.add_attachment(data, maintype="application", subtype=common.XLSX.split("/")[1],
-                     filename="政策法规科2026年11月双公示台账.xlsx")
-    return m.as_bytes()
+    return _mail("政策法规科 <fagui@cqscjg.example.cn>", "政策法规科2026年11月双公示台账",
+                 "我科11月双公示台账见附件，现场检查照片已贴在台账中。", dt.date(2026, 12, 3), data, common.XLSX,
+                 "政策法规科2026年11月双公示台账.xlsx")
 
 
 def run(scratch: Path, name: str, raw: bytes, received: str) -> tuple[common.Measured, dict]:

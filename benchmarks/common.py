@@ -665,14 +665,7 @@ def _descendants(pid: int) -> set[int]:
 
 def pss_kib(pid: int) -> int | None:
     """The proportional set size of a process, in KiB (smaps_rollup)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def _child_rss(pid: int, wrapped: bool) -> int | None:
@@ -688,13 +681,19 @@ def _child_rss(pid: int, wrapped: bool) -> int | None:
 
 def rss_kib(pid: int) -> int | None:
     """The current resident set size of a process (VmRSS), in KiB."""
+    return _proc_kib(f"/proc/{pid}/status", "VmRSS:")
+
+
+def _proc_kib(path: str, field: str) -> int | None:
+    """A "Field:  N kB" line of a /proc file, in KiB; None where the process or the line is gone."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         return None
+    return None
     return None
 
 
