@@ -20,6 +20,12 @@ checks that every message is processed once and every reply delivered once):
                    (ImapSource.settle)
   after-settle     moved and the position saved; the next message not yet fetched (run_once)
 
+  receiving a backlog decided ahead, in group commits (mailbox.run_once with a group; the points
+  above inside process() are met per message, inside the group's one transaction)
+  after-group-record  the group's transaction committed; every message of it still in INBOX
+  after-move          the group's UID MOVE done (ImapSource.settle_all); the position not yet saved
+  after-group-settle  moved and the position saved; the next message not yet recorded
+
   sending (sender.deliver_due, per mail)
   before-smtp      the batch is leased (next_attempt_at = now + lease); this mail not yet sent
   inside-smtp      the server answered 250 to DATA, mark_sent not yet written: the one window
@@ -36,7 +42,7 @@ __all__ = ["failpoint", "POINTS", "ENV"]
 
 ENV = "MAILBOT_FAILPOINT"
 POINTS = ("after-archive", "after-parse", "before-record", "after-record", "after-move", "after-settle",
-          "before-smtp", "inside-smtp", "after-mark-sent")
+          "after-group-record", "after-group-settle", "before-smtp", "inside-smtp", "after-mark-sent")
 
 
 def _parse(value: str | None) -> tuple[str | None, int]:

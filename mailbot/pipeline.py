@@ -268,6 +268,12 @@ class Prepared:
     verdict: Verdict
     calendar_generation: int          # the working-day calendar it was decided with (WorkCalendar.generation)
 
+    @property
+    def may_share_a_commit(self) -> bool:
+        """Whether recording it can wait for a group commit (Store.batch) with others: ordinary mail.
+        A command acts at the desk and a person's reply looks up our letters; each goes alone."""
+        return self.verdict.outcome not in (Outcome.COMMAND, Outcome.FORWARDED)
+
     def holds_for(self, sha: str, received_at: dt.datetime, intake: Intake) -> bool:
         """Made for these bytes, this moment (and its zone: the verdict uses its date) and the
         calendar as it is now (a holiday schedule loaded since changes deadlines)."""

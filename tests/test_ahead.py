@@ -230,20 +230,30 @@ def test_poll_once_of_a_backlog_decides_ahead_and_answers_each_once(tmp_path, do
     check_all_once(bot, dovecot, smtp_relay, shas)
 
 
-def test_sigkill_in_a_backlog_decided_ahead_then_restart(tmp_path, dovecot, smtp_relay):
-    """Killed after the 8th record with workers deciding the messages behind it: no worker is left
-    behind, and the next poll takes the rest, each message recorded, moved and answered once."""
-    from test_faults import Bot, check_all_once
+# Killed inside a group commit (mailbox.run_once records a backlog decided ahead in one transaction,
+# then settles it): what the store and the mailbox hold then, (recorded, in INBOX, position saved).
+GROUP_KILLS = {
+    "before-record:8": (0, 12, False),        # the 8th message of the group: nothing of it committed
+    "after-group-record": (12, 12, False),    # committed, nothing moved yet
+    "after-move": (12, 0, False),             # moved, the position not yet saved
+    "after-group-settle": (12, 0, True),
+}
+
+
+@pytest.mark.parametrize("point", list(GROUP_KILLS))
+def test_sigkill_in_a_group_commit_then_restart(point, tmp_path, dovecot, smtp_relay):
+    """Killed at each step of a group commit, with workers deciding the messages behind it: no
+    worker is left behind, and the next poll takes the rest, each message recorded, moved and
+    answered once."""
+    from test_faults import Bot, _state, check_all_once
     bot = Bot(tmp_path, dovecot, smtp_relay, workers=1)
     before = _forkserver_children()
     shas = _deliver(dovecot, _copies(4))
-    first = bot.poll(failpoint="after-record:8")
+    first = bot.poll(failpoint=point)
     assert first.returncode == -9, (first.returncode, first.stderr)
-    st = bot.store()
-    try:
-        assert len(st.messages()) == 8
-    finally:
-        st.close()
+    recorded, waiting, position, _relayed, sent = _state(bot, dovecot, smtp_relay)
+    assert (recorded, waiting, position > 0) == GROUP_KILLS[point], _state(bot, dovecot, smtp_relay)
+    assert sent == 0
     deadline = dt.datetime.now() + dt.timedelta(seconds=10)
     while _forkserver_children() - before and dt.datetime.now() < deadline:
         time.sleep(0.1)

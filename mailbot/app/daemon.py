@@ -97,17 +97,35 @@ class Daemon:
         return Ahead(self.intake, self.received_at, workers=self.config.workers)
 
     def handle(self, fetched: mailbox.Fetched, prepared: pipeline.Prepared | None = None) -> pipeline.Processed:
-        now = self.clock()
-        result = pipeline.process(fetched.raw, intake=self.intake, store=self.store, source=fetched.source,
-                                  received_at=self.received_at(fetched), now=now,
-                                  template_for=self.template_for, desk=self.desk, prepared=prepared)
+        result = self._process(fetched, prepared)
+        self._processed(fetched, result)
+        return result
+
+    def _process(self, fetched: mailbox.Fetched, prepared: pipeline.Prepared | None) -> pipeline.Processed:
+        return pipeline.process(fetched.raw, intake=self.intake, store=self.store, source=fetched.source,
+                                received_at=self.received_at(fetched), now=self.clock(),
+                                template_for=self.template_for, desk=self.desk, prepared=prepared)
+
+    def _processed(self, fetched: mailbox.Fetched, result: pipeline.Processed) -> None:
+        """Told once the message's record is committed."""
         log.info("message %s from %s: %s%s", result.message_id, fetched.source, result.outcome,
                  f" ({result.section})" if result.section else "",
                  extra={"mailbot": {"source": fetched.source, **result.as_dict()}})
         if self.on_processed:
             self.on_processed(fetched, result)
         self._outbox_wake.set()
-        return result
+
+    def record_together(self, pairs: list[tuple[mailbox.Fetched, pipeline.Prepared]]) -> list[pipeline.Processed]:
+        """Messages of a backlog recorded in one transaction (Store.batch), each told once it is committed."""
+        with self.store.batch():
+            results = [self._process(f, p) for f, p in pairs]
+        for (f, _), result in zip(pairs, results):
+            self._processed(f, result)
+        return results
+
+    def group(self) -> mailbox.Group:
+        """Group commits for a backlog decided ahead (mailbox.run_once)."""
+        return _Together(self.record_together)
 
     def deliver_outbox(self) -> tuple[int, int, int]:
         """Send what is due; (sent, temporary failures, permanent failures)."""
@@ -157,7 +175,7 @@ class Daemon:
         self.on_processed = settled
         try:
             source.connect()
-            mailbox.run_once(source, self.handle, limit, ahead=self.ahead)
+            mailbox.run_once(source, self.handle, limit, ahead=self.ahead, group=self.group())
             self.write_health(ok=True, source=source)
         except Exception as e:
             self.write_health(ok=False, error=f"{type(e).__name__}: {e}", source=source)
@@ -198,7 +216,7 @@ class Daemon:
 
         source.wait = wait  # type: ignore[method-assign]
         mailbox.watch(source, handle, stop=self._halt, poll_interval=self.config.poll_interval, on_error=on_error,
-                      ahead=self.ahead)
+                      ahead=self.ahead, group=self.group())
 
     def _sender(self) -> None:
         while not self._halt.is_set():
@@ -321,3 +339,14 @@ def _roles(config: Config, store: Store, tz: Any) -> dict[str, Any]:
         return standby.report(config.database, config.storage, store.engine, tz)
     except Exception as e:  # noqa: BLE001 - health must answer even when it cannot tell
         return {"role": None, "active": None, "standby": [], "role_error": redact(f"{type(e).__name__}: {e}")}
+
+
+@dataclass(frozen=True)
+class _Together:
+    """mailbox.Group for the daemon: the messages decided ahead as ordinary mail (not a command,
+    not a person's reply: those act beyond the store and go alone)."""
+    record: Callable[[list[tuple[mailbox.Fetched, pipeline.Prepared]]], list[pipeline.Processed]]
+
+    @staticmethod
+    def takes(prepared: pipeline.Prepared | None) -> bool:
+        return prepared is not None and prepared.may_share_a_commit

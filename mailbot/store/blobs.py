@@ -27,12 +27,14 @@ class Blobs(Database):
     def archive_raw(self, raw: bytes) -> str:
         """Keep a received message's bytes, before anything else looks at them; returns the sha256."""
         sha = hashlib.sha256(raw).hexdigest()
-        write_atomically(self.raw_path(sha), raw, replace=False)
+        path = self.raw_path(sha)
+        write_atomically(path, raw, replace=False, durable=self._durably(path))
         return sha
 
     def save_file(self, content: bytes) -> str:
         sha = hashlib.sha256(content).hexdigest()
-        write_atomically(self.file_path(sha), content, replace=False)
+        path = self.file_path(sha)
+        write_atomically(path, content, replace=False, durable=self._durably(path))
         return sha
 
     def read_raw(self, sha256: str) -> bytes:

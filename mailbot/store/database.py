@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from mailbot.store.files import sync_files
 from mailbot.store.schema import _json_dumps, _json_loads
 
 __all__ = ["Database", "MIGRATIONS_DIR"]
@@ -41,6 +43,7 @@ class Database:
             self._write_engine = self.engine.execution_options(mailbot_sqlite_begin="IMMEDIATE")
         else:
             self._write_engine = self.engine
+        self._batch = threading.local()     # the group commit this thread is inside, if any
 
     def close(self) -> None:
         self.engine.dispose()
@@ -53,8 +56,44 @@ class Database:
 
     @contextmanager
     def _tx(self, *, write: bool = False) -> Iterator[Session]:
+        joined: Session | None = getattr(self._batch, "session", None)
+        if joined is not None:
+            # Inside batch(): a savepoint of its one transaction, so that what fails rolls back
+            # alone, exactly as its own transaction would have.
+            with joined.begin_nested():
+                yield joined
+            return
         with Session(self._write_engine if write else self.engine, expire_on_commit=False) as s, s.begin():
             yield s
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every call this thread makes inside is one transaction, committed (or
+        rolled back) at the end, and the files written meanwhile reach the disk once, before it.
+
+        For a backlog: one commit and one flush of the files for many messages instead of one
+        each. Whoever settles the messages outside (an IMAP move) does it after this returns.
+        Other threads and other processes keep their own transactions; nested, it joins.
+        """
+        if getattr(self._batch, "session", None) is not None:
+            yield
+            return
+        with Session(self._write_engine, expire_on_commit=False) as s, s.begin():
+            self._batch.session, self._batch.unsynced = s, []
+            try:
+                yield
+                sync_files(self._batch.unsynced)
+            finally:
+                self._batch.session = self._batch.unsynced = None
+
+    def _durably(self, path: Path) -> bool:
+        """Whether a file written now must reach the disk before the write returns; inside batch()
+        it is noted instead, and flushed with the others before the commit."""
+        unsynced = getattr(self._batch, "unsynced", None)
+        if unsynced is None:
+            return True
+        unsynced.append(path)
+        return False
 
     def _insert(self, table: type[Any]) -> Any:
         """An INSERT that can say ON CONFLICT DO NOTHING, in this database's dialect."""

@@ -45,7 +45,7 @@ from mailbot.failpoints import failpoint
 
 __all__ = [
     "Fetched", "Source", "ImapSource", "MaildirSource", "MailboxError", "LoginFailed",
-    "Backoff", "run_once", "watch", "source_from_config", "imap_id", "refresh_capabilities",
+    "Backoff", "run_once", "watch", "Group", "GROUP", "settle_all", "source_from_config", "imap_id", "refresh_capabilities",
     "maildir_folder_name", "DEFAULT_FOLDERS", "DONE_KEYWORD", "parse_namespace", "namespaced", "keywords_allowed",
 ]
 
@@ -108,34 +108,85 @@ class LoginFailed(MailboxError):
     """The server refused the login; carries its answer."""
 
 
+# Messages recorded in one transaction at most, in a backlog decided ahead: enough that the commit,
+# the flush of their files and the IMAP MOVE are paid once for many; few enough that a crash
+# leaves little to redo and another writer waits little for the database.
+GROUP = 20
+
+
+class Group(Protocol):
+    """Messages recorded together (app.daemon): which may be, and recording them in one commit."""
+
+    def takes(self, prepared: Any) -> bool: ...
+    def record(self, pairs: Sequence[tuple[Fetched, Any]]) -> Sequence[Any]: ...
+
+
 def run_once(source: Source, handle: Callable[..., Any], limit: int = 50,
-             stop: threading.Event | None = None, ahead: Callable[[], Any] | None = None) -> int:
+             stop: threading.Event | None = None, ahead: Callable[[], Any] | None = None,
+             group: Group | None = None) -> int:
     """Process everything waiting: handle (which commits) then settle, one message at a time.
 
     `handle` returns the outcome, as a string or as an object with an `outcome` attribute
     (pipeline.Processed). Stops early, between two messages, once `stop` is set. Returns how
     many messages were handled. With `ahead` (a factory of app.ahead.Ahead), the messages behind
     the one being handled are prepared meanwhile, and handle(fetched, prepared) is called.
+    With `group` as well, consecutive messages that group.takes() are recorded together, up to
+    GROUP in one commit (group.record), then settled together: the commit before any of them moves.
     """
     total = 0
     with contextlib.ExitStack() as stack:
         pairer = stack.enter_context(ahead()) if ahead is not None else None
         while True:
             n = 0
+            together: list[tuple[Fetched, Any]] = []
+
+            def record_together() -> int:
+                results = group.record(together)
+                failpoint("after-group-record")
+                settle_all(source, [(f, _outcome(r)) for (f, _), r in zip(together, results)])
+                failpoint("after-group-settle")
+                count = len(together)
+                together.clear()
+                return count
+
             fetched_all = source.fetch_new(limit)
             for fetched, prepared in (pairer.pairs(fetched_all) if pairer is not None
                                       else ((f, None) for f in fetched_all)):
+                if group is not None and group.takes(prepared):
+                    together.append((fetched, prepared))
+                    if len(together) >= GROUP:
+                        n += record_together()
+                        if stop is not None and stop.is_set():
+                            return total + n
+                    continue
+                if together:
+                    n += record_together()
                 result = handle(fetched, prepared) if pairer is not None else handle(fetched)
                 failpoint("after-record")
-                outcome = getattr(result, "outcome", result)
-                source.settle(fetched, str(getattr(outcome, "value", outcome)))
+                source.settle(fetched, _outcome(result))
                 failpoint("after-settle")
                 n += 1
                 if stop is not None and stop.is_set():
                     return total + n
+            if together:
+                n += record_together()
             total += n
             if n == 0:
                 return total
+
+
+def _outcome(result: Any) -> str:
+    outcome = getattr(result, "outcome", result)
+    return str(getattr(outcome, "value", outcome))
+
+
+def settle_all(source: Source, settled: Sequence[tuple[Fetched, str]]) -> None:
+    """Settle messages committed together: at once where the source can (IMAP), else one by one."""
+    if hasattr(source, "settle_all"):
+        source.settle_all(settled)
+    else:
+        for fetched, outcome in settled:
+            source.settle(fetched, outcome)
 
 
 @dataclass
@@ -159,7 +210,7 @@ class Backoff:
 def watch(source: Source, handle: Callable[[Fetched], Any], *, stop: threading.Event,
           limit: int = 50, poll_interval: float = 60.0, backoff: Backoff | None = None,
           login_retry_floor: float = 60.0, on_error: Callable[[BaseException, float], None] | None = None,
-          ahead: Callable[[], Any] | None = None) -> None:
+          ahead: Callable[[], Any] | None = None, group: Group | None = None) -> None:
     """Receive until `stop` is set: drain, then IDLE (or sleep) up to poll_interval, and again.
 
     Any failure (connection lost, timeout, server restart, login refused, even the database
@@ -175,7 +226,7 @@ def watch(source: Source, handle: Callable[[Fetched], Any], *, stop: threading.E
             if not connected:
                 source.connect()
                 connected = True
-            run_once(source, handle, limit, stop, ahead)
+            run_once(source, handle, limit, stop, ahead, group)
             backoff.reset()
             if not stop.is_set():
                 source.wait(poll_interval, stop)
@@ -669,32 +720,45 @@ class ImapSource:
 
     def settle(self, fetched: Fetched, outcome: str) -> None:
         """Move (or flag) a message whose records are committed, then save the progress."""
-        validity, _, uid_text = fetched.key.rpartition(":")
-        uid = int(uid_text)
-        if validity != str(self.uidvalidity):
-            # The folder was rebuilt since this was fetched: its UID now means another message.
-            # Leave it; it comes back under the new UIDVALIDITY and the store's dedupe settles it.
-            log.warning("%s: not settling %s: UIDVALIDITY is now %s", self.name, fetched.source, self.uidvalidity)
+        self.settle_all([(fetched, outcome)])
+
+    def settle_all(self, settled: Sequence[tuple[Fetched, str]]) -> None:
+        """settle() for messages committed together: one UID MOVE (or STORE) per folder for all
+        of them, then the progress saved once."""
+        by_target: dict[str | None, dict[str, list[int]]] = {}
+        uids: list[int] = []
+        for fetched, outcome in settled:
+            validity, _, uid_text = fetched.key.rpartition(":")
+            if validity != str(self.uidvalidity):
+                # The folder was rebuilt since this was fetched: its UID now means another message.
+                # Leave it; it comes back under the new UIDVALIDITY and the store's dedupe settles it.
+                log.warning("%s: not settling %s: UIDVALIDITY is now %s", self.name, fetched.source, self.uidvalidity)
+                continue
+            target = _folder_for(self.folders, outcome)
+            by_target.setdefault(self.mailbox_name(target) if target else None, {}).setdefault(outcome, []).append(
+                int(uid_text))
+            uids.append(int(uid_text))
+        if not uids:
             return
         try:
-            target = _folder_for(self.folders, outcome)
-            target = self.mailbox_name(target) if target else None
-            moved = False
-            if self.can_move and target and target != self.folder and self._ensure_folder(target):
-                moved = self._move(uid, target)
-            if not moved:
-                self._flag(uid, outcome)
+            for target, outcomes in by_target.items():
+                moved = False
+                if self.can_move and target and target != self.folder and self._ensure_folder(target):
+                    moved = self._move(sorted(u for us in outcomes.values() for u in us), target)
+                if not moved:
+                    for outcome, these in outcomes.items():
+                        self._flag(these, outcome)
         except _imap_errors() as e:
             self._broken = True
-            raise MailboxError(f"{self.name}: settling UID {uid} failed: {type(e).__name__}: {e}") from e
+            raise MailboxError(f"{self.name}: settling UID {_uid_set(uids)} failed: {type(e).__name__}: {e}") from e
         failpoint("after-move")
-        self._outstanding.discard(uid)
-        self._progress(uid)
+        self._outstanding.difference_update(uids)
+        self._progress(*uids)
 
-    def _progress(self, uid: int) -> None:
+    def _progress(self, *uids: int) -> None:
         # Progress is the highest UID below which everything is settled: a message fetched but
         # not settled (its handler failed) holds it back, so a restart fetches it again.
-        self._done.add(uid)
+        self._done.update(uids)
         floor = min(self._outstanding, default=None)
         ready = [u for u in self._done if floor is None or u < floor]
         if not ready:
@@ -735,26 +799,26 @@ class ImapSource:
         self._ready_folders.add(name)
         return True
 
-    def _move(self, uid: int, target: str) -> bool:
+    def _move(self, uids: Sequence[int], target: str) -> bool:
         from imap_tools.utils import encode_folder
-        # UID MOVE expunges only the message it moves (RFC 6851); nothing else is ever expunged.
-        typ, data = self._client().uid("MOVE", str(uid), encode_folder(target))
+        # UID MOVE expunges only the messages it moves (RFC 6851); nothing else is ever expunged.
+        typ, data = self._client().uid("MOVE", _uid_set(uids), encode_folder(target))
         if typ == "OK":
             return True
-        self._note("move-refused", f"UID MOVE {uid} to {target!r} refused, the server answered: {typ} "
+        self._note("move-refused", f"UID MOVE {_uid_set(uids)} to {target!r} refused, the server answered: {typ} "
                                    f"{_answer(data)}; flagging instead (tried again after each reconnect)")
         if not self.keywords_allowed:
             self._bare_flag_note()
         self.can_move = False
         return False
 
-    def _flag(self, uid: int, outcome: str) -> None:
+    def _flag(self, uids: Sequence[int], outcome: str) -> None:
         flags = f"{DONE_KEYWORD} mailbot-{outcome}" if self.keywords_allowed else "\\Flagged"
         # UID STORE directly: imap-tools' flag() sends an EXPUNGE after the STORE.
-        typ, data = self._client().uid("STORE", str(uid), "+FLAGS.SILENT", f"({flags})")
+        typ, data = self._client().uid("STORE", _uid_set(uids), "+FLAGS.SILENT", f"({flags})")
         if typ != "OK":
-            log.error("%s: cannot flag UID %d (%s %r); it stays unmarked, but its progress is saved",
-                      self.name, uid, typ, data)
+            log.error("%s: cannot flag UID %s (%s %r); unmarked, but its progress is saved",
+                      self.name, _uid_set(uids), typ, data)
 
     # ------------------------------------------------------------ waiting
 
@@ -849,6 +913,17 @@ class ImapSource:
         finally:
             sock.settimeout(old)
         return lines
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """An IMAP sequence set for these UIDs, runs written as first:last (RFC 3501)."""
+    runs: list[list[int]] = []
+    for u in sorted(set(uids)):
+        if runs and u == runs[-1][1] + 1:
+            runs[-1][1] = u
+        else:
+            runs.append([u, u])
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in runs)
 
 
 def _news(lines: Sequence[bytes]) -> bool:
