@@ -59,9 +59,17 @@ class Database:
         joined: Session | None = getattr(self._batch, "session", None)
         if joined is not None:
             # Inside batch(): a savepoint of its one transaction, so that what fails rolls back
-            # alone, exactly as its own transaction would have.
-            with joined.begin_nested():
-                yield joined
+            # alone, exactly as its own transaction would have; and, as in a session of its own,
+            # no object loaded by an earlier call (an UPDATE since may have made it stale).
+            outermost = self._batch.depth == 0
+            self._batch.depth += 1
+            try:
+                with joined.begin_nested():
+                    yield joined
+            finally:
+                self._batch.depth -= 1
+                if outermost:
+                    joined.expunge_all()
             return
         with Session(self._write_engine if write else self.engine, expire_on_commit=False) as s, s.begin():
             yield s
@@ -79,12 +87,23 @@ class Database:
             yield
             return
         with Session(self._write_engine, expire_on_commit=False) as s, s.begin():
-            self._batch.session, self._batch.unsynced = s, []
+            self._batch.session, self._batch.unsynced, self._batch.depth = s, [], 0
             try:
                 yield
                 sync_files(self._batch.unsynced)
             finally:
                 self._batch.session = self._batch.unsynced = None
+
+    def _in_batch(self) -> bool:
+        return getattr(self._batch, "session", None) is not None
+
+    @staticmethod
+    def _insert_rows(s: Session, row_class: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+        """INSERT rows in one statement (Core, RETURNING): their new ids, in the rows' order."""
+        if not rows:
+            return []
+        table = row_class.__table__
+        return list(s.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
 
     def _durably(self, path: Path) -> bool:
         """Whether a file written now must reach the disk before the write returns; inside batch()

@@ -84,8 +84,9 @@ class Messages(Outbox, Blobs):
         _check_sha(raw_sha256)
         key = _message_id_key(incoming.message_id)
 
-        existing = self._existing_result(key, raw_sha256)
-        if existing is not None:
+        # Already recorded? Asked before the files are written and the write transaction begun;
+        # inside a group commit that transaction is open already and the check below suffices.
+        if not self._in_batch() and (existing := self._existing_result(key, raw_sha256)) is not None:
             return existing
 
         # Files first, outside the transaction: content-addressed, so a rolled-back record
@@ -107,6 +108,8 @@ class Messages(Outbox, Blobs):
                 # Checked again inside the write transaction: another process may have won.
                 if self._find(s, key, raw_sha256) is not None:
                     raise _AlreadyRecorded
+                # Written with Core statements, not the ORM's unit of work: this is the path every
+                # message takes, and the ORM's bookkeeping cost more than the database's work.
                 msg = MessageRow(
                     message_id=key, raw_sha256=raw_sha256, received_at=received_at,
                     from_addr=incoming.from_addr, from_name=incoming.from_name, subject=incoming.subject,
@@ -115,10 +118,10 @@ class Messages(Outbox, Blobs):
                     section_evidence=[dataclasses.asdict(e) for e in verdict.section_evidence],
                     problems=[p.as_dict() for p in verdict.problems], receipt_no=None, created_at=now,
                 )
-                s.add(msg)
-                s.flush()
+                [msg.id] = self._insert_rows(s, MessageRow, [_values(msg)])
                 msg.receipt_no = receipt_number(received_at, msg.id)
-                s.flush()
+                s.execute(sa.update(MessageRow.__table__).where(MessageRow.__table__.c.id == msg.id)
+                          .values(receipt_no=msg.receipt_no))
 
                 files = {sha: (len(contents[sha]), declared[sha]) for sha in contents}
                 sub_ids, replaced = self._record_items(s, msg, verdict, files)
@@ -147,24 +150,22 @@ class Messages(Outbox, Blobs):
 
     def _record_items(self, s: Session, msg: MessageRow, verdict: Verdict,
                       files: dict[str, tuple[int, str]]) -> tuple[list[int], tuple[Replaced, ...]]:
-        atts = [AttachmentRow(
+        att_ids = self._insert_rows(s, AttachmentRow, [dict(
             message_ref=msg.id, position=position, filename=item.filename, sha256=item.sha256,
             size=files[item.sha256][0], kind=_value(item.kind), origin=list(item.origin),
             declared_type=files[item.sha256][1],
             status=item.status, problems=[p.as_dict() for p in item.problems],
-        ) for position, item in enumerate(verdict.items)]
-        s.add_all(atts)
-        s.flush()                  # one INSERT for all of them; the submissions need their ids
+        ) for position, item in enumerate(verdict.items)])
         new_subs: list[SubmissionRow] = []
-        for att, item in zip(atts, verdict.items):
+        for att_id, item in zip(att_ids, verdict.items):
             # a quarantined message counts for nothing until a person confirms its section
             if (item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES
                     or verdict.outcome is Outcome.QUARANTINED):
                 continue
-            new_subs.append(_submission_row(msg, att, item, verdict))
+            new_subs.append(_submission_row(msg, att_id, item, verdict))
         self._mark_duplicates(s, msg, new_subs)      # before they are written: written once, marked
-        s.add_all(new_subs)
-        s.flush()
+        for sub, sub_id in zip(new_subs, self._insert_rows(s, SubmissionRow, [_values(x) for x in new_subs])):
+            sub.id = sub_id
         return [x.id for x in new_subs], self._settle(s, msg, new_subs, marked=True)
 
     def _settle(self, s: Session, msg: MessageRow, subs: list[SubmissionRow], *,
@@ -210,7 +211,7 @@ class Messages(Outbox, Blobs):
                     .order_by(SubmissionRow.id)):
                 if (section, c.task, c.period) in by_key:
                     current.setdefault((section, c.task, c.period), []).append(c)
-        superseded: dict[int, int] = {}       # old submission -> the one replacing it
+        superseded: dict[int, int] = {}       # a submission -> the one replacing it (one UPDATE for all)
         for key in keys:
             new, task, period = by_key[key], key[1], key[2]
             rows = current.get(key, [])
@@ -218,7 +219,7 @@ class Messages(Outbox, Blobs):
             newer = [c for c in rows if c.received_at > msg.received_at]
             if newer:
                 for sub in new:
-                    sub.superseded_by = newer[0].id
+                    superseded[sub.id] = newer[0].id
                 continue
             for c in rows:
                 superseded[c.id] = new[0].id
@@ -271,7 +272,7 @@ class Messages(Outbox, Blobs):
                 att.problems = [p.as_dict() for p in item.problems]
                 if item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES:
                     continue
-                sub = _submission_row(msg, att, item, verdict)
+                sub = _submission_row(msg, att.id, item, verdict)
                 s.add(sub)
                 subs.append(sub)
             s.flush()
@@ -317,7 +318,7 @@ class Messages(Outbox, Blobs):
             att.problems = [p.as_dict() for p in item.problems]
             new = None
             if item.task is not None and item.period is not None and item.status in SUBMISSION_STATUSES:
-                new = _submission_row(msg, att, item, _Section(msg.section))
+                new = _submission_row(msg, att.id, item, _Section(msg.section))
                 s.add(new)
                 s.flush()
             for o in old:
@@ -469,9 +470,9 @@ class _AlreadyRecorded(Exception):
     """Raised inside record()'s transaction to roll it back when another writer got there first."""
 
 
-def _submission_row(msg: MessageRow, att: AttachmentRow, item: Any, verdict: Verdict) -> SubmissionRow:
+def _submission_row(msg: MessageRow, attachment_id: int, item: Any, verdict: Verdict) -> SubmissionRow:
     return SubmissionRow(
-        message_ref=msg.id, attachment_ref=att.id, sha256=item.sha256, section=verdict.section,
+        message_ref=msg.id, attachment_ref=attachment_id, sha256=item.sha256, section=verdict.section,
         task=item.task, period=item.period, status=item.status,
         errors=[p.as_dict() for p in item.errors], warnings=[p.as_dict() for p in item.warnings],
         evidence=[dataclasses.asdict(e) for e in item.evidence], rows=item.rows,
@@ -492,6 +493,11 @@ def _originals(s: Session, subs: Iterable[SubmissionRow]) -> dict[int, ReusedFro
                 .where(SubmissionRow.id.in_(ids[i:i + 500]), SubmissionRow.status == "accepted")):
             out[sid] = ReusedFrom(period, receipt or "", received)
     return out
+
+
+def _values(row: Any) -> dict[str, Any]:
+    """A row object's columns as an INSERT's parameters (its id is the database's to give)."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}
 
 
 def _value(v: Any) -> Any:
