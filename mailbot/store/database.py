@@ -68,7 +68,7 @@ class Database:
                     yield joined
             finally:
                 self._batch.depth -= 1
-                if outermost:
+                if outermost and joined.identity_map:
                     joined.expunge_all()
             return
         with Session(self._write_engine if write else self.engine, expire_on_commit=False) as s, s.begin():

@@ -69,13 +69,13 @@ class Outbox(Database):
             return [_outbox_mail(r) for r in rows]
 
     def mark_sent(self, outbox_id: int, server_reply: str, now: dt.datetime) -> None:
+        # One UPDATE, once per mail sent: reading the row first would read the letter's bytes too.
         with self._tx(write=True) as s:
-            row = self._outbox_row(s, outbox_id)
-            row.status = "sent"
-            row.attempts += 1
-            row.server_reply = server_reply
-            row.sent_at = _aware(now, "now")
-            row.next_attempt_at = None
+            done = s.execute(sa.update(OutboxRow).where(OutboxRow.id == outbox_id).values(
+                status="sent", attempts=OutboxRow.attempts + 1, server_reply=server_reply,
+                sent_at=_aware(now, "now"), next_attempt_at=None).execution_options(synchronize_session=False))
+            if done.rowcount == 0:
+                raise LookupError(f"no outbox mail {outbox_id}")
 
     def mark_failed(self, outbox_id: int, error: str, permanent: bool,
                     next_attempt_at: dt.datetime | None = None) -> None:
