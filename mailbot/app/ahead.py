@@ -1,9 +1,10 @@
 """Deciding ahead: while the store records one message, the messages waiting behind it are parsed
 and decided on the other cores.
 
-Recording stays one message at a time, in mailbox order, in this process: archive, look-ups,
-record, settle — so what a crash leaves behind, and what a restart does about it, are what they
-were. Only the pure part (pipeline.prepare: parse, examine, classify, validate, judge) runs in
+Recording stays in mailbox order, in this process: archive, look-ups, record, settle. The messages
+decided ahead are recorded in group commits (mailbox.run_once with Daemon.group(): up to GROUP
+messages in one transaction, settled only after it), so a crash leaves each group either wholly
+recorded or not at all, and a restart takes the rest as it would one message. Only the pure part (pipeline.prepare: parse, examine, classify, validate, judge) runs in
 worker processes, on a copy of the intake, and process() takes its verdict only where the store
 turns out to know none of the message's files (else it decides again with what the store knows).
 

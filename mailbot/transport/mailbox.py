@@ -124,7 +124,7 @@ class Group(Protocol):
 def run_once(source: Source, handle: Callable[..., Any], limit: int = 50,
              stop: threading.Event | None = None, ahead: Callable[[], Any] | None = None,
              group: Group | None = None) -> int:
-    """Process everything waiting: handle (which commits) then settle, one message at a time.
+    """Process everything waiting: handle (which commits) then settle, message by message.
 
     `handle` returns the outcome, as a string or as an object with an `outcome` attribute
     (pipeline.Processed). Stops early, between two messages, once `stop` is set. Returns how
