@@ -245,8 +245,19 @@ def test_sigkill_in_a_group_commit_then_restart(point, tmp_path, dovecot, smtp_r
     """Killed at each step of a group commit, with workers deciding the messages behind it: no
     worker is left behind, and the next poll takes the rest, each message recorded, moved and
     answered once."""
-    from test_faults import Bot, _state, check_all_once
-    bot = Bot(tmp_path, dovecot, smtp_relay, workers=1)
+    from test_faults import Bot
+    _kill_in_a_group(Bot(tmp_path, dovecot, smtp_relay, workers=1), dovecot, smtp_relay, point)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("point", ["before-record:8", "after-group-record"])
+def test_sigkill_in_a_group_commit_on_postgresql(point, tmp_path, dovecot, smtp_relay, postgres_url):
+    from test_faults import Bot
+    _kill_in_a_group(Bot(tmp_path, dovecot, smtp_relay, workers=1, database=postgres_url), dovecot, smtp_relay, point)
+
+
+def _kill_in_a_group(bot, dovecot, smtp_relay, point: str) -> None:
+    from test_faults import _state, check_all_once
     before = _forkserver_children()
     shas = _deliver(dovecot, _copies(4))
     first = bot.poll(failpoint=point)
