@@ -29,6 +29,7 @@ from typing import Any
 
 from mailbot import pipeline
 from mailbot.dates import zone
+from mailbot.transport.mailbox import GROUP
 
 __all__ = ["Ahead", "default_workers"]
 
@@ -104,7 +105,8 @@ class Ahead:
         self.intake = intake
         self.received_at = received_at
         self.workers = default_workers() if workers is None else workers
-        self.window = window or 4 * max(1, self.workers) + 2
+        # ahead by a group commit's worth and more: the workers go on while a group is recorded
+        self.window = window or GROUP + 4 * max(1, self.workers) + 2
         self.task = task
         self._pool: ProcessPoolExecutor | None = None
         self._generation = -1
@@ -138,7 +140,8 @@ class Ahead:
                     more = False
                     break
                 waiting.append([f, self._submit(f) if self._pool is not None else None])
-            if self._pool is None and self.workers and more and len(waiting) >= min(self.window, BACKLOG):
+            if (self._pool is None and self.workers and len(waiting) >= min(self.window, BACKLOG)
+                    and (more or len(waiting) >= BACKLOG)):
                 self._start_pool()                # a backlog: worth the workers
                 for entry in waiting:
                     entry[1] = self._submit(entry[0])

@@ -159,7 +159,7 @@ class Daemon:
 
     # ------------------------------------------------------------ one pass
 
-    def poll_once(self, limit: int = 50,
+    def poll_once(self, limit: int = mailbox.ROUND,
                   each: Callable[[str, pipeline.Processed], None] | None = None) -> PollSummary:
         """Connect, take every waiting message through the pipeline, deliver the outbox, disconnect.
         `each(source, result)` hears of every message as it is handled."""

@@ -45,7 +45,7 @@ from mailbot.failpoints import failpoint
 
 __all__ = [
     "Fetched", "Source", "ImapSource", "MaildirSource", "MailboxError", "LoginFailed",
-    "Backoff", "run_once", "watch", "Group", "GROUP", "settle_all", "source_from_config", "imap_id", "refresh_capabilities",
+    "Backoff", "run_once", "watch", "Group", "GROUP", "ROUND", "settle_all", "source_from_config", "imap_id", "refresh_capabilities",
     "maildir_folder_name", "DEFAULT_FOLDERS", "DONE_KEYWORD", "parse_namespace", "namespaced", "keywords_allowed",
 ]
 
@@ -108,6 +108,11 @@ class LoginFailed(MailboxError):
     """The server refused the login; carries its answer."""
 
 
+# Messages taken per fetch (one UID SEARCH), then again until none is left. Memory is bounded by the
+# chunked FETCH and the read-ahead window, not by this; a round's end drains the workers deciding
+# ahead, so rounds are long.
+ROUND = 500
+
 # Messages recorded in one transaction at most, in a backlog decided ahead: enough that the commit,
 # the flush of their files and the IMAP MOVE are paid once for many; few enough that a crash
 # leaves little to redo and another writer waits little for the database.
@@ -121,7 +126,7 @@ class Group(Protocol):
     def record(self, pairs: Sequence[tuple[Fetched, Any]]) -> Sequence[Any]: ...
 
 
-def run_once(source: Source, handle: Callable[..., Any], limit: int = 50,
+def run_once(source: Source, handle: Callable[..., Any], limit: int = ROUND,
              stop: threading.Event | None = None, ahead: Callable[[], Any] | None = None,
              group: Group | None = None) -> int:
     """Process everything waiting: handle (which commits) then settle, message by message.
@@ -208,7 +213,7 @@ class Backoff:
 
 
 def watch(source: Source, handle: Callable[[Fetched], Any], *, stop: threading.Event,
-          limit: int = 50, poll_interval: float = 60.0, backoff: Backoff | None = None,
+          limit: int = ROUND, poll_interval: float = 60.0, backoff: Backoff | None = None,
           login_retry_floor: float = 60.0, on_error: Callable[[BaseException, float], None] | None = None,
           ahead: Callable[[], Any] | None = None, group: Group | None = None) -> None:
     """Receive until `stop` is set: drain, then IDLE (or sleep) up to poll_interval, and again.
