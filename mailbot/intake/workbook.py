@@ -359,18 +359,34 @@ _CELL_REF = re.compile(rb'<c\s[^>]*?\br="\$?([A-Za-z]{1,3})\$?(\d+)"')
 _PREFIXED = (b":c ", b":c>", b":c/", b":row ", b":row>", b":row/", b":c\n", b":row\n")
 
 
+# the bound most ledgers are within, told by two scans of the part: every cell element <c …> has
+# its reference first, in one to two letters and one to three digits, and no prefixed <x:c>/<x:row>
+# stands anywhere. calamine places a cell with a reference where the reference says (a <row>'s r
+# only places cells without one), so no cell can then lie beyond ZZ999.
+_SMALL_BOUND = (999, 702)
+_NOT_SMALL_CELL = re.compile(rb'<c(?=[\s>/])(?! r="[A-Z]{1,2}[1-9][0-9]{0,2}")')
+_PREFIXED_TAG = re.compile(rb':(?:c|row)[\s>/]')
+
+
 def _sheet_extent(name: str, data: bytes, limits: Limits) -> tuple[int, int]:
-    """The sheet's extent: a quick regex bound when every row and cell carries its reference
-    and that bound is within the limits (the usual case), else the exact expat walk, which
-    alone decides a rejection (the quick bound also counts styled empty cells)."""
+    """The sheet's extent, or a bound on it: ZZ999 where two scans show no cell can lie beyond
+    it (the usual ledger), else a quick regex bound when every row and cell carries its
+    reference and that bound is within the limits, else the exact expat walk, which alone
+    decides a rejection (the bounds also count styled empty cells)."""
     _scan_xml(name, data)
+    if _within(_SMALL_BOUND, limits) and not _PREFIXED_TAG.search(data) and not _NOT_SMALL_CELL.search(data):
+        return _SMALL_BOUND
     quick = _quick_extent(data)
-    if quick and quick[0] <= limits.max_rows and quick[1] <= limits.max_cols \
-            and quick[0] * quick[1] <= limits.max_cells:
+    if quick and _within(quick, limits):
         return quick
     tracker = _CellExtent()
     _scan_xml(name, data, tracker.start, whole=True)
     return tracker.max_row + 1, tracker.max_col + 1
+
+
+def _within(extent: tuple[int, int], limits: Limits) -> bool:
+    rows, cols = extent
+    return rows <= limits.max_rows and cols <= limits.max_cols and rows * cols <= limits.max_cells
 
 
 def _quick_extent(data: bytes) -> tuple[int, int] | None:
