@@ -68,18 +68,21 @@ def cover_value(cover: dict[str, Any], name: str) -> tuple[Any, str] | None:
     return getattr(v, "value", v), getattr(v, "cell", "")
 
 
+_AS_IS = frozenset({str, int, type(None)})
+
+
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as stored: dates as ISO text, whole floats as integers (every cell of every
     ledger passes here, so the common types are tested by identity)."""
-    out = {}
-    for k, v in row.items():
-        t = type(v)
-        if t is dt.date or t is dt.datetime or (t is not str and isinstance(v, dt.date)):
-            v = v.isoformat()
-        elif t is float and v.is_integer():
-            v = int(v)
-        out[k] = v
-    return out
+    return {k: v if type(v) in _AS_IS else _json_value(v) for k, v in row.items()}
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if type(v) is float and v.is_integer():
+        return int(v)
+    return v
 
 
 def validate_task(f: Examined, task_no: int, rules: Rules, calendar: WorkCalendar

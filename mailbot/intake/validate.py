@@ -694,6 +694,8 @@ def _check_phone(raw: Any):
 
 _SPACES = " \t\r\n\u3000\xa0\u200b\ufeff"
 _NO_ISSUES: tuple = ()
+# cells whose text is never empty, never 无/不适用 and never a footer's word: numbers, dates, times
+_SOLID = frozenset({int, float, bool, dt.date, dt.datetime, dt.time, dt.timedelta})
 
 
 def _cell_text(value: Any) -> str:
@@ -714,13 +716,18 @@ def _value_text(value: Any) -> str:
     return _text(value)
 
 
+_Checker = Callable[[Any, "str | None", bool], tuple[Any, Sequence[tuple[str, str, Severity]]]]
+
+
 @functools.lru_cache(maxsize=512)
-def _checker(col: Column) -> Callable[[Any, str, bool], tuple[Any, Sequence[tuple[str, str, Severity]]]]:
+def _checker(col: Column) -> _Checker:
     """The judgement on one non-empty cell of `col`, chosen once per column instead of per cell:
-    (raw value, its text, date1904) -> (normalised value, issues)."""
+    (raw value, its text or None for a _SOLID value, date1904) -> (normalised value, issues).
+    The values a ledger is made of take a short way; anything else, and every value with an
+    issue, goes through _check_value, which words the issue."""
     kind = col.type
     if kind == "text":
-        return lambda raw, text, date1904: (text, _NO_ISSUES)
+        return lambda raw, text, date1904: (_cell_text(raw) if text is None else text, _NO_ISSUES)
     if kind == "enum":
         keys = _choice_keys(col.choices)
 
@@ -729,7 +736,35 @@ def _checker(col: Column) -> Callable[[Any, str, bool], tuple[Any, Sequence[tupl
             return (hit, _NO_ISSUES) if hit is not None else _check_choice(raw, col)
         return choice
     if kind == "credit_code":
-        return lambda raw, text, date1904: _check_code(raw)
+        def code(raw, text, date1904):
+            if type(raw) is not str:
+                return _check_code(raw)
+            result = check_credit_code(text)       # text is _text(raw): the cell, trimmed
+            return (result.normalized if result.ok else None), result.problems
+        return code
+    if kind == "date":
+        def date(raw, text, date1904):
+            t = type(raw)
+            day = raw if t is dt.date else raw.date() if t is dt.datetime else None
+            if day is not None and _MIN_YEAR <= day.year <= _MAX_YEAR:
+                return day, _NO_ISSUES
+            return _check_value(raw, col, date1904)
+        return date
+    if kind in ("number", "integer"):
+        whole, low, high = kind == "integer", col.minimum, col.maximum
+
+        def number(raw, text, date1904):
+            t = type(raw)
+            if t is int or (t is float and not whole):
+                value = raw
+            elif t is float and raw.is_integer():
+                value = int(raw)
+            else:
+                return _check_number(raw, col)
+            if (low is not None and value < low) or (high is not None and value > high):
+                return _check_number(raw, col)
+            return value, _NO_ISSUES
+        return number
     return lambda raw, text, date1904: _check_value(raw, col, date1904)
 
 
@@ -737,38 +772,45 @@ def _checker(col: Column) -> Callable[[Any, str, bool], tuple[Any, Sequence[tupl
 class _Plan:
     """A matched sheet's row checks, compiled once per sheet: each template column found, with its
     cell index, whether an 无/不适用 counts as empty there, and its checker."""
-    cells: tuple[tuple[Column, int, bool, Callable], ...]
-    filled: tuple[int, ...]           # positions in `cells` that make a row a data row (not the 序号)
+    # (column name, cell index, typed, checker, whether a value there makes a data row: all but
+    # the 序号's, column)
+    cells: tuple[tuple[str, int, bool, Callable, bool, Column], ...]
     left: int                         # footers (合计, 填表人…) are looked for up to one column right of this
+    whole: bool                       # every column of the template found: a row's values are its data row
 
 
 def _plan(match: SheetMatch) -> _Plan:
-    cells = tuple((col, c, col.type in _TYPED, _checker(col)) for col in match.spec.columns
-                  if (c := match.columns.get(col.name)) is not None)
     numbering = match.numbering
-    left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
     # a column found twice under one index is one cell: the data test only asks whether any is filled
-    filled = tuple(i for i, (_col, c, _t, _f) in enumerate(cells) if c != numbering)
-    return _Plan(cells, filled, left)
+    cells = tuple((col.name, c, col.type in _TYPED, _checker(col), c != numbering, col) for col in match.spec.columns
+                  if (c := match.columns.get(col.name)) is not None)
+    left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
+    return _Plan(cells, left, len(cells) == len(match.spec.columns))
 
 
-def _row_kind(row: tuple, texts: Sequence[str], plan: _Plan) -> str:
-    """"data", "blank" (nothing in the template's columns, or only a 序号), "skip" (a 小计
-    line) or "footer" (合计, 填表说明, 填表人… in the first columns: the ledger ends here).
-    `texts` are the row's texts in the plan's cells."""
+_FOOTER, _NOT_DATA, _MAYBE_DATA = "footer", "not data", "maybe data"
+
+
+def _row_start(row: tuple, plan: _Plan) -> str:
+    """_FOOTER where the row's first filled cell, in the first columns, starts a footer (合计,
+    填表说明, 填表人…: the ledger ends here), _NOT_DATA for an empty row or a 小计 line, else
+    _MAYBE_DATA (whether the template's columns hold anything is for _check_row to see)."""
     for c, value in enumerate(row):
+        if value is None:
+            continue
+        if type(value) in _SOLID:
+            return _MAYBE_DATA                     # a number or a date: no footer's word
         text = _cell_text(value)
-        if text:
-            break
-    else:
-        return "blank"
-    if c <= plan.left + 1:
-        key = normalize_header(text)
-        if key.startswith(_FOOTERS):
-            return "footer"
-        if key.startswith(_SKIPPED):
-            return "skip"
-    return "data" if any(texts[i] for i in plan.filled) else "blank"
+        if not text:
+            continue
+        if c <= plan.left + 1:
+            key = normalize_header(text)
+            if key.startswith(_FOOTERS):
+                return _FOOTER
+            if key.startswith(_SKIPPED):
+                return _NOT_DATA
+        return _MAYBE_DATA
+    return _NOT_DATA
 
 
 @dataclass
@@ -778,23 +820,46 @@ class _Row:
     problems: list[tuple[tuple[int, int], Problem]]
 
 
-def _check_row(r: int, row: tuple, texts: Sequence[str], plan: _Plan, sheet: str, date1904: bool) -> _Row:
+def _check_row(r: int, row: tuple, plan: _Plan, sheet: str, date1904: bool) -> _Row | str | None:
+    """The row's values and problems; or _FOOTER, or _NOT_DATA for a row with nothing in the
+    template's columns but a 序号 (or nothing at all, or a 小计 line)."""
+    start = _row_start(row, plan)
+    if start is not _MAYBE_DATA:
+        return start
+    n = len(row)
     values: dict[str, Any] = {}
     problems: list[tuple[tuple[int, int], Problem]] = []
     empty: list[tuple[Column, int]] = []           # read once: the required checks below need them
-    for (col, c, typed, check), text in zip(plan.cells, texts):
-        if not text or (typed and len(text) <= 6 and normalize_header(text) in _NA):
-            values[col.name] = None
+    data = False
+    for name, c, typed, check, fills, col in plan.cells:
+        raw = row[c] if c < n else None
+        t = type(raw)
+        if t is str:
+            text = raw.strip(_SPACES)
+        elif t in _SOLID:
+            text = None                            # not empty; worked out only where needed
+        else:
+            text = _cell_text(raw)
+        if text == "":
+            values[name] = None
             empty.append((col, c))
             continue
-        value, issues = check(row[c], text, date1904)
-        values[col.name] = value
-        for code, message, severity in issues:
-            problems.append(((r, c), _cell_problem(code, sheet, r, col.name, c, message, severity)))
+        data = data or fills
+        if typed and text is not None and len(text) <= 6 and normalize_header(text) in _NA:
+            values[name] = None
+            empty.append((col, c))
+            continue
+        value, issues = check(raw, text, date1904)
+        values[name] = value
+        if issues:
+            for code, message, severity in issues:
+                problems.append(((r, c), _cell_problem(code, sheet, r, name, c, message, severity)))
+    if not data:
+        return _NOT_DATA
     for col, c in empty:
         why = _required_because(col, values)
         if why is not None:
-            raw = _text(row[c]) if c < len(row) else ""
+            raw = _text(row[c]) if c < n else ""
             said = f"，填写的'{raw}'不算" if raw else ""
             problems.append(((r, c), _cell_problem("missing-value", sheet, r, col.name, c, why + said)))
     return _Row(r, values, problems)
@@ -806,9 +871,14 @@ def _required_because(col: Column, values: dict[str, Any]) -> str | None:
     if col.required_if:
         other, triggers = col.required_if
         have = values.get(other)
-        if have is not None and normalize_header(_text(have)) in {normalize_header(t) for t in triggers}:
+        if have is not None and normalize_header(_text(have)) in _trigger_keys(triggers):
             return f"'{other}'为'{_text(have)}'时必填，但未填写"
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _trigger_keys(triggers: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_header(t) for t in triggers)
 
 
 # ---------------------------------------------------------------- row checks (deadlines)
@@ -836,18 +906,30 @@ def _row_check_text(rc: RowCheck, default: str, **fields: Any) -> tuple[str, str
         return default, None
 
 
-def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCalendar) -> Problem | None:
+def _row_check_holds(rc: RowCheck, earlier: dt.date, later: dt.date, workdays_between: Callable) -> bool:
+    """Whether the row meets the rule (most rows do: their problem is worded only where not)."""
+    if rc.kind == "within_working_days":
+        return workdays_between(earlier, later) <= rc.limit
+    if rc.kind == "within_hours":
+        return (later - earlier).days <= math.ceil(rc.limit / 24)
+    if rc.kind == "not_before":
+        return later >= earlier
+    raise ValueError(f"unknown row check kind {rc.kind!r}")
+
+
+def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCalendar,
+                   workdays_between: Callable | None = None) -> Problem | None:
     earlier, later = row.values.get(rc.earlier), row.values.get(rc.later)
     if not isinstance(earlier, dt.date) or not isinstance(later, dt.date):
         return None   # missing or not a date: already reported where it matters
+    if _row_check_holds(rc, earlier, later, workdays_between or calendar.workdays_between):
+        return None
     c = match.columns[rc.later]
     tail = f"，计入{rc.counts_against}" if rc.counts_against else ""
     said = f"{rc.earlier}{earlier.isoformat()}，{rc.later}{later.isoformat()}"
     fields = dict(earlier=rc.earlier, later=rc.later, earlier_date=earlier.isoformat(),
                   later_date=later.isoformat(), limit=rc.limit, counts_against=rc.counts_against or "")
     if rc.kind == "within_working_days":
-        if calendar.workdays_between(earlier, later) <= rc.limit:
-            return None
         due = calendar.add_workdays(earlier, rc.limit)
         guess = calendar.provisional_years(earlier, later)
         # a year without the State Council's schedule is counted on the holiday rules alone: say so
@@ -856,18 +938,12 @@ def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCal
         fields.update(due=due.isoformat(), days=calendar.workdays_between(earlier, later))
     elif rc.kind == "within_hours":
         days = math.ceil(rc.limit / 24)
-        if (later - earlier).days <= days:
-            return None
         due = earlier + dt.timedelta(days=days)
         text = f"{said}，超过{rc.limit}小时（按日期计应不晚于{due.isoformat()}）{tail}"
         fields.update(due=due.isoformat(), days=(later - earlier).days)
-    elif rc.kind == "not_before":
-        if later >= earlier:
-            return None
+    else:   # not_before
         text = f"{said}，{rc.later}早于{rc.earlier}{tail}"
         fields.update(due=earlier.isoformat(), days=(later - earlier).days)
-    else:
-        raise ValueError(f"unknown row check kind {rc.kind!r}")
     message, hint = _row_check_text(rc, text, **fields)
     return _cell_problem(rc.code, match.table, row.index, rc.later, c, message, rc.severity, hint)
 
@@ -885,15 +961,13 @@ def check_sheet(match: SheetMatch, table: Table, calendar: WorkCalendar, *, date
     keyed: list[tuple[tuple[int, int], Problem]] = list(_column_problems(match, spec))
     rows: list[_Row] = []
     plan = _plan(match)
-    for r in range(match.header_row + 1, len(table.rows)):
-        row = table.rows[r]
-        n = len(row)
-        texts = [_cell_text(row[c]) if c < n else "" for _col, c, _t, _f in plan.cells]
-        kind = _row_kind(row, texts, plan)
-        if kind == "footer":
+    all_rows = table.rows
+    for r in range(match.header_row + 1, len(all_rows)):
+        checked = _check_row(r, all_rows[r], plan, match.table, date1904)
+        if checked is _FOOTER:
             break
-        if kind == "data":
-            rows.append(_check_row(r, row, texts, plan, match.table, date1904))
+        if checked is not _NOT_DATA:
+            rows.append(checked)
     keyed += _deadline_problems(rows, match, spec, calendar)
     for row in rows:
         keyed += row.problems
@@ -904,7 +978,8 @@ def check_sheet(match: SheetMatch, table: Table, calendar: WorkCalendar, *, date
     keyed.sort(key=lambda kp: kp[0])
     problems = [p for _, p in keyed]
     bad_rows = {p.row for p in problems if p.is_error and p.row is not None}
-    data = tuple({c.name: row.values.get(c.name) for c in spec.columns}
+    # a row's values hold the template's columns in its order where all were found
+    data = tuple(row.values if plan.whole else {c.name: row.values.get(c.name) for c in spec.columns}
                  for row in rows if row.index + 1 not in bad_rows)
     return SheetReport(match.table, _capped(problems, match.table, max_problems), len(rows), data)
 
@@ -927,13 +1002,15 @@ def _column_problems(match: SheetMatch, spec: SheetSpec):
 
 def _deadline_problems(rows: list[_Row], match: SheetMatch, spec: SheetSpec, calendar: WorkCalendar):
     out = []
+    # a ledger's rows repeat the same pairs of days; a gap in the calendar raises every time
+    workdays_between = functools.lru_cache(maxsize=None)(calendar.workdays_between)
     for rc in spec.row_checks:
         if rc.earlier not in match.columns or rc.later not in match.columns:
             continue
         gap_reported = False
         for row in rows:
             try:
-                problem = _run_row_check(rc, row, match, calendar)
+                problem = _run_row_check(rc, row, match, calendar, workdays_between)
             except CalendarGapError as gap:
                 if not gap_reported:
                     gap_reported = True
