@@ -653,17 +653,16 @@ def _read_sheet(book, name: str, limits: Limits) -> Table:
     except Exception as e:   # noqa: BLE001
         raise _broken(f"sheet {name!r}: {type(e).__name__}: {e}", f"工作表'{name}'已损坏") from e
     return Table(name=name,
-                 rows=tuple(tuple(_value(v) for v in row) for row in rows),
+                 rows=tuple(map(_values, rows)),
                  merged=tuple((r0, c0, r1, c1) for (r0, c0), (r1, c1) in merged))
 
 
-def _value(v):
-    """calamine's cell as the model keeps it: None for empty, int for a whole number."""
-    if v == "" or v is None:
-        return None
-    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
-        return int(v)
-    return v
+def _values(row: list) -> tuple:
+    """A row of calamine's cells as the model keeps them: None for empty, int for a whole number
+    (one comprehension, no call per cell: it runs for every cell)."""
+    return tuple([None if v == "" or v is None
+                  else int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 9007199254740992  # 2 ** 53
+                  else v for v in row])
 
 
 # ---------------------------------------------------------------- CSV
