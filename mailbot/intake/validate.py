@@ -386,8 +386,24 @@ class SheetMatch:
     closest: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=256)
+_KEYS_BY_ID: dict[int, tuple[SheetSpec, Mapping[str, str]]] = {}
+
+
 def _column_keys(spec: SheetSpec) -> Mapping[str, str]:
+    """_keys_of(spec), found by the spec's identity first: a header is looked for with each spec
+    of the rules on every sheet, and a frozen dataclass hashes all its fields every time."""
+    hit = _KEYS_BY_ID.get(id(spec))
+    if hit is not None and hit[0] is spec:      # the spec is held here, so its id is not reused
+        return hit[1]
+    keys = _keys_of(spec)
+    if len(_KEYS_BY_ID) >= 256:
+        _KEYS_BY_ID.clear()
+    _KEYS_BY_ID[id(spec)] = (spec, keys)
+    return keys
+
+
+@functools.lru_cache(maxsize=256)
+def _keys_of(spec: SheetSpec) -> Mapping[str, str]:
     """normalised header -> column name, for its name, aliases and synonyms; a trailing '(…)' may be
     left out or added, and punctuation may differ, when that still names one column only
     ('决定日期(YYYY/MM/DD)' is '决定日期', '监管领域:' is '监管领域')."""
@@ -551,9 +567,14 @@ def _by_header(table: Table, specs: Sequence[SheetSpec]) -> SheetMatch | None:
     """The spec whose columns this table's header names best, if it names at least half of
     them (and two): a cover or instructions sheet names none."""
     best: SheetMatch | None = None
+    # a header is one row joined by the rows above and below it, among the first rows: it can
+    # name no more columns than three times the most cells one of those rows holds
+    widest = max((sum(v is not None for v in row) for row in table.rows[:HEADER_SCAN_ROWS + 1]), default=0)
     for spec in specs:
         if not spec.columns:
             continue
+        if 3 * widest < max(min(2, len(spec.columns)), -(-len(spec.columns) // 2)):
+            continue                # could not name enough of its columns (below)
         m = _match(table, spec, "header")
         found = len(m.columns)
         if found < min(2, len(spec.columns)) or found * 2 < len(spec.columns):
@@ -730,10 +751,17 @@ def _checker(col: Column) -> _Checker:
         return lambda raw, text, date1904: (_cell_text(raw) if text is None else text, _NO_ISSUES)
     if kind == "enum":
         keys = _choice_keys(col.choices)
+        seen: dict[str, Any] = {}          # a ledger's enum cells repeat a few words
 
         def choice(raw, text, date1904):
+            if type(raw) is str and (hit := seen.get(raw)) is not None:
+                return hit, _NO_ISSUES
             hit = keys.get(normalize_header(raw))
-            return (hit, _NO_ISSUES) if hit is not None else _check_choice(raw, col)
+            if hit is None:
+                return _check_choice(raw, col)
+            if type(raw) is str and len(seen) < 1024:
+                seen[raw] = hit
+            return hit, _NO_ISSUES
         return choice
     if kind == "credit_code":
         def code(raw, text, date1904):
@@ -772,9 +800,9 @@ def _checker(col: Column) -> _Checker:
 class _Plan:
     """A matched sheet's row checks, compiled once per sheet: each template column found, with its
     cell index, whether an 无/不适用 counts as empty there, and its checker."""
-    # (column name, cell index, typed, checker, whether a value there makes a data row: all but
-    # the 序号's, column)
-    cells: tuple[tuple[str, int, bool, Callable, bool, Column], ...]
+    # (column name, cell index, typed, checker (None: text, kept as it is), whether a value there
+    # makes a data row: all but the 序号's, column)
+    cells: tuple[tuple[str, int, bool, Callable | None, bool, Column], ...]
     left: int                         # footers (合计, 填表人…) are looked for up to one column right of this
     whole: bool                       # every column of the template found: a row's values are its data row
 
@@ -782,8 +810,8 @@ class _Plan:
 def _plan(match: SheetMatch) -> _Plan:
     numbering = match.numbering
     # a column found twice under one index is one cell: the data test only asks whether any is filled
-    cells = tuple((col.name, c, col.type in _TYPED, _checker(col), c != numbering, col) for col in match.spec.columns
-                  if (c := match.columns.get(col.name)) is not None)
+    cells = tuple((col.name, c, col.type in _TYPED, None if col.type == "text" else _checker(col), c != numbering, col)
+                  for col in match.spec.columns if (c := match.columns.get(col.name)) is not None)
     left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
     return _Plan(cells, left, len(cells) == len(match.spec.columns))
 
@@ -845,6 +873,9 @@ def _check_row(r: int, row: tuple, plan: _Plan, sheet: str, date1904: bool) -> _
             empty.append((col, c))
             continue
         data = data or fills
+        if check is None:                          # text: as written, trimmed
+            values[name] = _cell_text(raw) if text is None else text
+            continue
         if typed and text is not None and len(text) <= 6 and normalize_header(text) in _NA:
             values[name] = None
             empty.append((col, c))
