@@ -709,11 +709,27 @@ _CHARSET = re.compile(rb"""(?i)charset\s*=\s*["']?([a-z0-9_.:+-]{2,40})""")
 
 def _charset_hint(data: bytes) -> str | None:
     """The first charset the message declares that says something about its raw header bytes."""
-    for m in _CHARSET.finditer(data):
+    for m in _charset_declarations(data):
         label = m[1].decode("ascii")
         if hint_codecs(label):
             return label
     return None
+
+
+def _charset_declarations(data: bytes):
+    """What _CHARSET.finditer(data) finds, in order: each match starts with 'charset' in any case, so
+    the places are found in a lower-cased copy (window by window, like base64) and the pattern
+    tried there only; a pattern ignoring case is otherwise tried at every byte of the message."""
+    pos = 0
+    for at in range(0, len(data), _B64_WINDOW):
+        low = data[at:at + _B64_WINDOW + 6].lower()          # 6: a word begun at the window's end
+        while 0 <= (j := low.find(b"charset", max(pos - at, 0))) < _B64_WINDOW:
+            m = _CHARSET.match(data, at + j)
+            if m is not None:
+                yield m
+                pos = m.end()
+            else:
+                pos = at + j + 1
 
 
 _ID = re.compile(r"<([^<>\s]+)>")
