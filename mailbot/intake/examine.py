@@ -74,7 +74,8 @@ _AS_IS = frozenset({str, int, type(None)})
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as stored: dates as ISO text, whole floats as integers (every cell of every
     ledger passes here, so the common types are tested by identity)."""
-    return {k: v if type(v) in _AS_IS else _json_value(v) for k, v in row.items()}
+    return {k: v if (t := type(v)) in _AS_IS else v.isoformat() if t is dt.date
+            else v if t is float and not v.is_integer() else _json_value(v) for k, v in row.items()}
 
 
 def _json_value(v: Any) -> Any:

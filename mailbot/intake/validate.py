@@ -801,16 +801,22 @@ class _Plan:
     """A matched sheet's row checks, compiled once per sheet: each template column found, with its
     cell index, whether an 无/不适用 counts as empty there, and its checker."""
     # (column name, cell index, typed, checker (None: text, kept as it is), whether a value there
-    # makes a data row: all but the 序号's, column)
-    cells: tuple[tuple[str, int, bool, Callable | None, bool, Column], ...]
+    # makes a data row: all but the 序号's, column, quick: _DATE_CELL or _INT_CELL where a date cell
+    # or an int cell is judged in _check_row itself, bounds (minimum, maximum) for an _INT_CELL)
+    cells: tuple[tuple[str, int, bool, Callable | None, bool, Column, int, tuple], ...]
     left: int                         # footers (合计, 填表人…) are looked for up to one column right of this
     whole: bool                       # every column of the template found: a row's values are its data row
+
+
+_DATE_CELL, _INT_CELL = 1, 2
 
 
 def _plan(match: SheetMatch) -> _Plan:
     numbering = match.numbering
     # a column found twice under one index is one cell: the data test only asks whether any is filled
-    cells = tuple((col.name, c, col.type in _TYPED, None if col.type == "text" else _checker(col), c != numbering, col)
+    cells = tuple((col.name, c, col.type in _TYPED, None if col.type == "text" else _checker(col), c != numbering, col,
+                   _DATE_CELL if col.type == "date" else _INT_CELL if col.type in ("number", "integer") else 0,
+                   (col.minimum, col.maximum))
                   for col in match.spec.columns if (c := match.columns.get(col.name)) is not None)
     left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
     return _Plan(cells, left, len(cells) == len(match.spec.columns))
@@ -851,20 +857,27 @@ class _Row:
 def _check_row(r: int, row: tuple, plan: _Plan, sheet: str, date1904: bool) -> _Row | str | None:
     """The row's values and problems; or _FOOTER, or _NOT_DATA for a row with nothing in the
     template's columns but a 序号 (or nothing at all, or a 小计 line)."""
-    start = _row_start(row, plan)
-    if start is not _MAYBE_DATA:
-        return start
+    if not row or type(row[0]) not in _SOLID:     # a row starting with its 序号 or a date needs no look
+        start = _row_start(row, plan)
+        if start is not _MAYBE_DATA:
+            return start
     n = len(row)
     values: dict[str, Any] = {}
     problems: list[tuple[tuple[int, int], Problem]] = []
     empty: list[tuple[Column, int]] = []           # read once: the required checks below need them
     data = False
-    for name, c, typed, check, fills, col in plan.cells:
+    for name, c, typed, check, fills, col, quick, (low, high) in plan.cells:
         raw = row[c] if c < n else None
         t = type(raw)
         if t is str:
             text = raw.strip(_SPACES)
         elif t in _SOLID:
+            # a date in range, a whole number within bounds: the checker's own short way, inline
+            if (quick == _DATE_CELL and t is dt.date and _MIN_YEAR <= raw.year <= _MAX_YEAR) or (
+                    quick == _INT_CELL and t is int and (low is None or raw >= low) and (high is None or raw <= high)):
+                values[name] = raw
+                data = data or fills
+                continue
             text = None                            # not empty; worked out only where needed
         else:
             text = _cell_text(raw)
