@@ -266,9 +266,8 @@ def _b64_chunks(clean: bytes, out: io.BytesIO, notes: list[str], *, last: bool) 
     Chunk by chunk, as some encoders concatenate separately padded base64 blocks. A chunk reaching
     the end of the input may go on in the next window: its whole quanta are decoded now (the same
     bytes as decoding it whole), the rest waits; once its padding began, only the padding's start."""
-    for m in _B64_CHUNK.finditer(clean):
-        chunk = m[0]
-        if m.end() == len(clean) and not last:
+    for chunk, end in _b64_chunk_spans(clean):
+        if end == len(clean) and not last:
             if chunk.endswith(b"="):
                 return chunk.rstrip(b"=") + b"="
             whole = len(chunk) - len(chunk) % 4
@@ -283,6 +282,17 @@ def _b64_chunks(clean: bytes, out: io.BytesIO, notes: list[str], *, last: bool) 
         except (binascii.Error, ValueError):
             notes.append(_B64_SKIPPED)
     return b""
+
+
+def _b64_chunk_spans(clean: bytes):
+    """(chunk, end) of each _B64_CHUNK match in `clean` (only base64 characters and '='). The usual
+    body is one chunk, its padding (if any) at its very end: that one is told without the regex."""
+    eq = clean.find(b"=")
+    if clean[:1] not in (b"", b"=") and (eq < 0 or not clean[eq:].strip(b"=")):
+        yield clean, len(clean)
+        return
+    for m in _B64_CHUNK.finditer(clean):
+        yield m[0], m.end()
 
 
 def _uu(body: bytes, notes: list[str]) -> bytes:
