@@ -1053,7 +1053,13 @@ def _deadline_problems(rows: list[_Row], match: SheetMatch, spec: SheetSpec, cal
             continue
         gap_reported = False
         for row in rows:
+            values = row.values
+            earlier, later = values.get(rc.earlier), values.get(rc.later)
+            if not isinstance(earlier, dt.date) or not isinstance(later, dt.date):
+                continue            # _run_row_check finds nothing to check: missing or not a date
             try:
+                if _row_check_holds(rc, earlier, later, workdays_between):
+                    continue        # _run_row_check would find it met
                 problem = _run_row_check(rc, row, match, calendar, workdays_between)
             except CalendarGapError as gap:
                 if not gap_reported:
