@@ -545,7 +545,30 @@ def _closest(spec: SheetSpec, missing: Sequence[str], columns: dict[str, int],
     return paired
 
 
+_MATCHES: dict[tuple, tuple[SheetSpec, SheetMatch]] = {}
+
+
 def _match(table: Table, spec: SheetSpec, how: str) -> SheetMatch:
+    """_header_match, remembered for a table no longer than the rows it reads (the table's name and
+    first rows): a cover and the blank ledgers come again and again in the sections' workbooks; a
+    filled ledger's first rows hold its data, and a new message brings new data."""
+    if len(table.rows) > HEADER_SCAN_ROWS + 1:
+        return _header_match(table, spec, how)
+    try:
+        key = (id(spec), how, table.name, table.rows)
+        hit = _MATCHES.get(key)
+    except TypeError:               # an unhashable cell: no reader gives one
+        return _header_match(table, spec, how)
+    if hit is not None and hit[0] is spec:      # the spec is held here, so its id is not reused
+        return hit[1]
+    m = _header_match(table, spec, how)
+    if len(_MATCHES) >= 1024:
+        _MATCHES.clear()
+    _MATCHES[key] = (spec, m)
+    return m
+
+
+def _header_match(table: Table, spec: SheetSpec, how: str) -> SheetMatch:
     found = _find_header(table, spec)
     if found is None:
         return SheetMatch(table.name, spec, None, {}, how, tuple(c.name for c in spec.columns), ())
