@@ -322,3 +322,17 @@ def test_a_ledger_past_the_usual_bound_is_read_whole():
     rows = '<row r="1"><c r="A1"><v>1</v></c></row><row r="1500"><c r="AB1500"><v>2</v></c></row>'
     table = read_workbook(_xlsx(rows), FileKind.XLSX).tables[0]
     assert len(table.rows) == 1500 and table.rows[-1][27] == 2
+
+
+def test_a_dtd_in_another_part_is_refused_every_time_beside_a_clean_one():
+    # small parts that pass are remembered by their bytes; one that fails is checked each time
+    clean = _xlsx('<row r="1"><c r="A1"><v>1</v></c></row>')
+    types = zipfile.ZipFile(io.BytesIO(clean)).read("[Content_Types].xml")
+    bomb = _with_part(clean, "[Content_Types].xml", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]>' + types)
+    for content in (clean, bomb, clean, bomb):
+        if content is clean:
+            assert read_workbook(content, FileKind.XLSX).tables[0].rows == ((1,),)
+            continue
+        with pytest.raises(WorkbookError) as info:
+            read_workbook(content, FileKind.XLSX)
+        assert info.value.problem.code == "workbook-xml-bomb" and "'[Content_Types].xml'" in info.value.problem.message

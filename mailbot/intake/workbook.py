@@ -226,6 +226,11 @@ def _inflate(content: bytes, info: zipfile.ZipInfo) -> bytes:
     """A part's bytes, inflated here from its local header with the declared size as a hard
     cap. A part holding more than it declares is how a zip bomb slips past size checks (and
     calamine would inflate all of it); it is refused, as is one failing its CRC."""
+    return _inflated(_compressed(content, info), info)
+
+
+def _compressed(content: bytes, info: zipfile.ZipInfo) -> bytes:
+    """A part's bytes as stored, found through its local header."""
     off = info.header_offset
     if content[off:off + 4] != b"PK\x03\x04":
         raise _broken(f"{info.filename}: no local header at {off}")
@@ -234,6 +239,10 @@ def _inflate(content: bytes, info: zipfile.ZipInfo) -> bytes:
     raw = content[start:start + info.compress_size]
     if len(raw) < info.compress_size:
         raise _broken(f"{info.filename}: compressed data cut short")
+    return raw
+
+
+def _inflated(raw: bytes, info: zipfile.ZipInfo) -> bytes:
     limit = info.file_size + 1
     try:
         if info.compress_type == zipfile.ZIP_STORED:
@@ -337,7 +346,7 @@ def _scan_xlsx(content: bytes, infos: list[zipfile.ZipInfo], facts: _Facts, limi
         elif _SHEET_PART.match(name):
             extents[name] = _sheet_extent(name, _inflate(content, info), limits)
         else:
-            _scan_xml(name, _inflate(content, info))
+            _check_part(name, _compressed(content, info), info)
     if len(book["sheets"]) > limits.max_sheets:
         raise _too_large(f"工作簿有{len(book['sheets'])}个工作表，超过上限{limits.max_sheets}个")
     # name each extent by its sheet, so a problem says '双公示台账' rather than sheet3.xml
@@ -350,6 +359,25 @@ def _scan_xlsx(content: bytes, infos: list[zipfile.ZipInfo], facts: _Facts, limi
         facts.extents[by_part.get(part.lower(), part)] = ext
     if "xl/workbook.xml" not in {p.lower() for p in parts}:
         raise _broken("no xl/workbook.xml", "文件缺少工作簿主体部件(xl/workbook.xml)，已损坏")
+
+
+# small parts that passed _check_part, by everything its verdict depends on: the theme, the
+# styles, the comments and drawings of the template come again in most sections' workbooks
+_PASSED: dict[tuple, bool] = {}
+_PASSED_MAX_BYTES, _PASSED_MAX_PARTS = 4096, 1024
+
+
+def _check_part(name: str, raw: bytes, info: zipfile.ZipInfo) -> None:
+    """A part that is no sheet and no workbook: inflated within its declared size and CRC, and no
+    DTD before its root (_inflated, _scan_xml); a small one is checked once."""
+    key = (name, info.compress_type, info.file_size, info.CRC, raw)
+    if len(raw) <= _PASSED_MAX_BYTES and key in _PASSED:
+        return
+    _scan_xml(name, _inflated(raw, info))
+    if len(raw) <= _PASSED_MAX_BYTES:
+        if len(_PASSED) >= _PASSED_MAX_PARTS:
+            _PASSED.clear()
+        _PASSED[key] = True
 
 
 # the quick bound reads unprefixed SpreadsheetML only (what Excel, WPS and LibreOffice write);
