@@ -32,7 +32,9 @@ def examine(att: Attachment, rules: Rules) -> Examined:
     sha = hashlib.sha256(att.content).hexdigest()
     if att.problems:
         return Examined(att, sha, FileKind.UNKNOWN, "", problems=att.problems)
-    kind, desc = filetype.sniff(att.content, att.filename)
+    # a zip's directory is read once, for sniffing and for reading the workbook
+    archive = filetype.open_zip(att.content) if att.content.startswith((b"PK\x03\x04", b"PK\x05\x06")) else None
+    kind, desc = filetype.sniff(att.content, att.filename, archive=archive)
     problems: list[Problem] = []
     note = filetype.mismatch(kind, att.filename)
     if kind in (FileKind.XLSM, FileKind.ENCRYPTED):
@@ -44,7 +46,7 @@ def examine(att: Attachment, rules: Rules) -> Examined:
     if not kind.is_workbook:
         return Examined(att, sha, kind, desc, problems=tuple(problems))
     try:
-        wb = workbook.read_workbook(att.content, kind)
+        wb = workbook.read_workbook(att.content, kind, archive=archive)
     except workbook.WorkbookError as e:
         return Examined(att, sha, kind, desc, problems=(e.problem,))
     if note:

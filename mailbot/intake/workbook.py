@@ -130,8 +130,9 @@ class _Facts:
 
 
 def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = None,
-                  name: str = "") -> Workbook:
-    """The workbook's sheets as typed tables; `name` (the file name) only names a CSV's one table."""
+                  name: str = "", archive: zipfile.ZipFile | None = None) -> Workbook:
+    """The workbook's sheets as typed tables; `name` (the file name) only names a CSV's one table;
+    `archive`: the content already opened as a zip (filetype.open_zip), its directory read once."""
     limits = limits or Limits()
     if kind is FileKind.ENCRYPTED:
         raise _encrypted("kind ENCRYPTED")
@@ -148,7 +149,7 @@ def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = Non
         facts = _inspect_ole(content, limits)
         facts.suffix = ".xls"
     elif content.startswith(b"PK"):
-        facts = _inspect_zip(content, limits)
+        facts = _inspect_zip(content, limits, archive)
     else:
         raise _broken(f"{kind.value} without a zip or OLE signature", "文件内容不是有效的电子表格格式")
     tables = _read_calamine(content, facts, limits)
@@ -182,9 +183,9 @@ def _check_extent(sheet: str, rows: int, cols: int, limits: Limits) -> None:
 
 # ---------------------------------------------------------------- zip packages (xlsx, ods)
 
-def _inspect_zip(content: bytes, limits: Limits) -> _Facts:
+def _inspect_zip(content: bytes, limits: Limits, archive: zipfile.ZipFile | None = None) -> _Facts:
     try:
-        infos = zipfile.ZipFile(io.BytesIO(content)).infolist()
+        infos = (archive or zipfile.ZipFile(io.BytesIO(content))).infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise _broken(f"zip: {e}") from e
     lower = {i.filename.lower() for i in infos}
