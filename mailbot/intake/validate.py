@@ -877,7 +877,7 @@ class _Row:
     problems: list[tuple[tuple[int, int], Problem]]
 
 
-def _check_row(r: int, row: tuple, plan: _Plan, sheet: str, date1904: bool) -> _Row | str | None:
+def _check_row(r: int, row: tuple, plan: _Plan, sheet: str, date1904: bool) -> _Row | str:
     """The row's values and problems; or _FOOTER, or _NOT_DATA for a row with nothing in the
     template's columns but a 序号 (or nothing at all, or a 小计 line)."""
     if not row or type(row[0]) not in _SOLID:     # a row starting with its 序号 or a date needs no look
