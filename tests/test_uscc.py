@@ -103,3 +103,22 @@ def test_the_one_failing_code_of_the_02020_list_fails():
 
 def test_charset_has_31_characters_without_ioszv():
     assert len(CHARSET) == 31 and not set("IOSVZ") & set(CHARSET)
+
+
+def test_the_short_way_judges_every_code_as_the_long_way():
+    """check_credit_code takes a well-formed code's check sums by int() in C; any code, valid or
+    with any one character changed, cut short, lower-cased or spaced, is judged as _checked judges it."""
+    import random
+
+    from mailbot.intake.uscc import _checked
+    rng = random.Random(11)
+    codes = {PLACEHOLDER, "", "0" * 18, "X" * 18}
+    for _ in range(3000):
+        body = "".join(rng.choice(CHARSET) for _ in range(8))
+        first = rng.choice(["91", "92", "93", "11", "12", "N1", "Y1", "51"]) + "370113" + body + org_check_character(body)
+        code = first + check_character(first)
+        k = rng.randrange(18)
+        codes |= {code, code[:k] + rng.choice(CHARSET + "IOSVZ ") + code[k + 1:], code[:17] + rng.choice(CHARSET + "IO"),
+                  code[:16] + rng.choice("0123456789X") + code[17], code.lower(), code[:-1], f" {code}\u3000"}
+    for code in codes:
+        assert check_credit_code.__wrapped__(code) == _checked(normalize_credit_code(code)), code

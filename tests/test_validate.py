@@ -444,3 +444,30 @@ def test_problems_are_capped_per_sheet_with_a_summary():
         "too-many-problems", Severity.ERROR,
         "工作表'双公示台账'另有50个问题未逐一列出（其中错误50个）；请先按以上问题修改，再检查整张表后重新发送")
     assert report.rows == 250 and report.data == ()
+
+
+# ---------------------------------------------------------------- the short ways give what the long way gives
+
+_CELLS = [None, "", "  ", "无", "x", " 12 ", "12", "12.5", "1,234.5", "12万", "-3", 0, 7, -2, 12.5, 7.0, 1e16, True,
+          float("nan"), float("inf"), dt.date(2026, 11, 3), dt.date(1900, 1, 1), dt.date(2101, 1, 1),
+          dt.datetime(2026, 11, 3, 10, 30), dt.datetime(1800, 1, 1), dt.time(10, 30), dt.timedelta(days=1),
+          "2026-11-03", "2026年11月3日", 20261103, 46000, "91370113MA3C4XYZ0", " 913701130000000000 ",
+          "91370113MA3C4XYO0", 913701130000000000.0, "罚款", " 罚 款 ", "法人及非法人组织", "0531-87221318", "2026年10月"]
+
+
+@pytest.mark.parametrize("column", [
+    Column("序号", "integer"), Column("人数", "integer", minimum=1, maximum=100), Column("金额（万元）", "number", minimum=0),
+    Column("金额", "number", maximum=10.5), Column("日期", "date"), Column("月份", "month"), Column("代码", "credit_code"),
+    Column("类别", "enum", choices=PENALTIES), Column("电话", "phone"), Column("名称", "text")], ids=lambda c: c.type)
+def test_each_column_checker_judges_as_check_value(column):
+    from mailbot.intake.validate import _SOLID, _cell_text, _check_value, _checker
+    check = _checker(column)
+    for raw in _CELLS:
+        if raw is None or not _cell_text(raw):
+            continue            # an empty cell never reaches a checker
+        for date1904 in (False, True):
+            text = None if type(raw) in _SOLID else _cell_text(raw)
+            value, issues = check(raw, text, date1904)
+            expected_value, expected_issues = _check_value(raw, column, date1904)
+            assert (repr(value), type(value), list(issues)) == (repr(expected_value), type(expected_value),
+                                                                list(expected_issues)), raw

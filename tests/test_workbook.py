@@ -292,3 +292,47 @@ def test_cell_names():
 
 def test_limits_from_rules_mapping():
     assert Limits.from_mapping({"max_rows": "500", "unrelated": 1}) == Limits(max_rows=500)
+
+
+def test_a_far_cell_without_reference_beside_referenced_ones_is_still_found():
+    # the usual ledger's two-scan bound (every cell referenced within ZZ999) must not hide it
+    rows = '<row r="1"><c r="A1"><v>1</v></c></row><row r="200000"><c><v>2</v></c></row>'
+    with pytest.raises(WorkbookError) as info:
+        read_workbook(_xlsx(rows), FileKind.XLSX)
+    assert info.value.problem.message.startswith("工作表'台账'有内容的区域延伸到第200000行（A200000）")
+
+
+@pytest.mark.parametrize("cell", ['<c s="1" r="B200000"><v>2</v></c>', '<c r="B200000"><v>2</v></c>',
+                                  '<c  r="B200000"><v>2</v></c>', '<c\nr="B200000"><v>2</v></c>'])
+def test_a_far_cell_is_found_however_its_reference_is_written(cell):
+    rows = f'<row r="1"><c r="A1"><v>1</v></c></row><row r="200000">{cell}</row>'
+    with pytest.raises(WorkbookError) as info:
+        read_workbook(_xlsx(rows), FileKind.XLSX)
+    assert info.value.problem.message.startswith("工作表'台账'有内容的区域延伸到第200000行（B200000）")
+
+
+def test_a_far_column_is_found_past_the_usual_bound():
+    rows = '<row r="1"><c r="A1"><v>1</v></c><c r="XFD1"><v>2</v></c></row>'
+    with pytest.raises(WorkbookError) as info:
+        read_workbook(_xlsx(rows), FileKind.XLSX, limits=Limits(max_cols=1000))
+    assert info.value.problem.message.startswith("工作表'台账'有内容的区域延伸到第16384列（XFD1）")
+
+
+def test_a_ledger_past_the_usual_bound_is_read_whole():
+    rows = '<row r="1"><c r="A1"><v>1</v></c></row><row r="1500"><c r="AB1500"><v>2</v></c></row>'
+    table = read_workbook(_xlsx(rows), FileKind.XLSX).tables[0]
+    assert len(table.rows) == 1500 and table.rows[-1][27] == 2
+
+
+def test_a_dtd_in_another_part_is_refused_every_time_beside_a_clean_one():
+    # small parts that pass are remembered by their bytes; one that fails is checked each time
+    clean = _xlsx('<row r="1"><c r="A1"><v>1</v></c></row>')
+    types = zipfile.ZipFile(io.BytesIO(clean)).read("[Content_Types].xml")
+    bomb = _with_part(clean, "[Content_Types].xml", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]>' + types)
+    for content in (clean, bomb, clean, bomb):
+        if content is clean:
+            assert read_workbook(content, FileKind.XLSX).tables[0].rows == ((1,),)
+            continue
+        with pytest.raises(WorkbookError) as info:
+            read_workbook(content, FileKind.XLSX)
+        assert info.value.problem.code == "workbook-xml-bomb" and "'[Content_Types].xml'" in info.value.problem.message

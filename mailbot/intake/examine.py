@@ -32,7 +32,9 @@ def examine(att: Attachment, rules: Rules) -> Examined:
     sha = hashlib.sha256(att.content).hexdigest()
     if att.problems:
         return Examined(att, sha, FileKind.UNKNOWN, "", problems=att.problems)
-    kind, desc = filetype.sniff(att.content, att.filename)
+    # a zip's directory is read once, for sniffing and for reading the workbook
+    archive = filetype.open_zip(att.content) if att.content.startswith((b"PK\x03\x04", b"PK\x05\x06")) else None
+    kind, desc = filetype.sniff(att.content, att.filename, archive=archive)
     problems: list[Problem] = []
     note = filetype.mismatch(kind, att.filename)
     if kind in (FileKind.XLSM, FileKind.ENCRYPTED):
@@ -44,7 +46,7 @@ def examine(att: Attachment, rules: Rules) -> Examined:
     if not kind.is_workbook:
         return Examined(att, sha, kind, desc, problems=tuple(problems))
     try:
-        wb = workbook.read_workbook(att.content, kind)
+        wb = workbook.read_workbook(att.content, kind, archive=archive)
     except workbook.WorkbookError as e:
         return Examined(att, sha, kind, desc, problems=(e.problem,))
     if note:
@@ -68,18 +70,22 @@ def cover_value(cover: dict[str, Any], name: str) -> tuple[Any, str] | None:
     return getattr(v, "value", v), getattr(v, "cell", "")
 
 
+_AS_IS = frozenset({str, int, type(None)})
+
+
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as stored: dates as ISO text, whole floats as integers (every cell of every
     ledger passes here, so the common types are tested by identity)."""
-    out = {}
-    for k, v in row.items():
-        t = type(v)
-        if t is dt.date or t is dt.datetime or (t is not str and isinstance(v, dt.date)):
-            v = v.isoformat()
-        elif t is float and v.is_integer():
-            v = int(v)
-        out[k] = v
-    return out
+    return {k: v if (t := type(v)) in _AS_IS else v.isoformat() if t is dt.date
+            else v if t is float and not v.is_integer() else _json_value(v) for k, v in row.items()}
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if type(v) is float and v.is_integer():
+        return int(v)
+    return v
 
 
 def validate_task(f: Examined, task_no: int, rules: Rules, calendar: WorkCalendar

@@ -128,14 +128,15 @@ def mismatch(kind: FileKind, filename: str) -> str | None:
     return f"文件扩展名为.{ext}，但内容实为{describe(kind)}"
 
 
-def sniff(content: bytes, filename: str = "") -> tuple[FileKind, str]:
+def sniff(content: bytes, filename: str = "", *, archive: zipfile.ZipFile | None = None) -> tuple[FileKind, str]:
     """The file's real kind and a Chinese description of it; `filename` only picks between
-    formats that are the same bytes (xls/et, doc/wps, csv/text), never overrides the content."""
+    formats that are the same bytes (xls/et, doc/wps, csv/text), never overrides the content.
+    `archive`: the content already opened as a zip (open_zip), so its directory is read once."""
     if not content:
         return FileKind.UNKNOWN, "空文件(0字节)"
     ext = _extension(filename)
     if content.startswith(b"PK\x03\x04") or content.startswith(b"PK\x05\x06"):
-        return _sniff_zip(content)
+        return _sniff_zip(content, archive)
     if content.startswith(OLE_MAGIC):
         return _sniff_ole(content, ext)
     if content.startswith(_TNEF_SIGNATURE):
@@ -150,8 +151,8 @@ def _extension(filename: str) -> str:
 
 # ---------------------------------------------------------------- zip packages
 
-def _sniff_zip(content: bytes) -> tuple[FileKind, str]:
-    names, read = _zip_names(content)
+def _sniff_zip(content: bytes, archive: zipfile.ZipFile | None = None) -> tuple[FileKind, str]:
+    names, read = _zip_names(content, archive)
     lower = {n.lower() for n in names}
     if "mimetype" in lower:
         return _sniff_odf(read("mimetype") or content[30:120])
@@ -174,13 +175,24 @@ def _sniff_zip(content: bytes) -> tuple[FileKind, str]:
     return FileKind.ZIP, describe(FileKind.ZIP)
 
 
-def _zip_names(content: bytes):
+def open_zip(content: bytes) -> zipfile.ZipFile | None:
+    """The content opened as a zip held in memory, for sniff() and workbook.read_workbook() to
+    share; None where it does not open (each then says why in its own way)."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(content))
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return None
+
+
+def _zip_names(content: bytes, archive: zipfile.ZipFile | None = None):
     """Member names and a bounded reader; a truncated zip (no central directory) still shows
     its names in the local headers, which is enough to call a cut-off xlsx an xlsx."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(content))
-    except (zipfile.BadZipFile, ValueError, OSError):
-        return _local_header_names(content), lambda name: None
+    zf = archive
+    if zf is None:
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(content))
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return _local_header_names(content), lambda name: None
 
     def read(name: str) -> bytes | None:
         try:

@@ -184,19 +184,38 @@ def _split_multipart(body: memoryview, boundary: bytes) -> tuple[list[memoryview
     """The parts between boundary lines, and whether the closing boundary was seen; None if none is found."""
     if not boundary or len(boundary) > 998:
         return None
-    delimiter = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.M)
     parts: list[memoryview] = []
     start: int | None = None
-    for m in delimiter.finditer(body):
+    for at, end, closing in _delimiters(body, boundary):
         if start is not None:
-            parts.append(_chop_newline(body[start:m.start()]))
-        if m[1]:
+            parts.append(_chop_newline(body[start:at]))
+        if closing:
             return parts, True
-        start = m.end() + (1 if body[m.end():m.end() + 1] == b"\n" else 0)
+        start = end + (1 if body[end:end + 1] == b"\n" else 0)
     if start is None:
         return None
     parts.append(body[start:])
     return parts, False
+
+
+_DELIMITER_END = re.compile(rb"(--)?[ \t]*\r?$", re.M)
+
+
+def _delimiters(body: memoryview, boundary: bytes):
+    """(start, end, closing) of each boundary line, as re.finditer(rb"^--BOUNDARY(--)?[ \t]*\r?$", re.M)
+    finds them, but found by the boundary's text: a search for a literal runs through a large
+    base64 part many times faster than one trying a line start at every byte."""
+    literal = re.compile(re.escape(b"--" + boundary))
+    pos = 0
+    while (m := literal.search(body, pos)) is not None:
+        at = m.start()
+        if at == 0 or body[at - 1] == 0x0A:                # ^ in MULTILINE: after a \n or at the start
+            tail = _DELIMITER_END.match(body, m.end())
+            if tail is not None:
+                yield at, tail.end(), bool(tail[1])
+                pos = tail.end()
+                continue
+        pos = at + 1
 
 
 def _chop_newline(part: memoryview) -> memoryview:
@@ -247,9 +266,8 @@ def _b64_chunks(clean: bytes, out: io.BytesIO, notes: list[str], *, last: bool) 
     Chunk by chunk, as some encoders concatenate separately padded base64 blocks. A chunk reaching
     the end of the input may go on in the next window: its whole quanta are decoded now (the same
     bytes as decoding it whole), the rest waits; once its padding began, only the padding's start."""
-    for m in _B64_CHUNK.finditer(clean):
-        chunk = m[0]
-        if m.end() == len(clean) and not last:
+    for chunk, end in _b64_chunk_spans(clean):
+        if end == len(clean) and not last:
             if chunk.endswith(b"="):
                 return chunk.rstrip(b"=") + b"="
             whole = len(chunk) - len(chunk) % 4
@@ -264,6 +282,17 @@ def _b64_chunks(clean: bytes, out: io.BytesIO, notes: list[str], *, last: bool) 
         except (binascii.Error, ValueError):
             notes.append(_B64_SKIPPED)
     return b""
+
+
+def _b64_chunk_spans(clean: bytes):
+    """(chunk, end) of each _B64_CHUNK match in `clean` (only base64 characters and '='). The usual
+    body is one chunk, its padding (if any) at its very end: that one is told without the regex."""
+    eq = clean.find(b"=")
+    if clean[:1] not in (b"", b"=") and (eq < 0 or not clean[eq:].strip(b"=")):
+        yield clean, len(clean)
+        return
+    for m in _B64_CHUNK.finditer(clean):
+        yield m[0], m.end()
 
 
 def _uu(body: bytes, notes: list[str]) -> bytes:
@@ -690,11 +719,27 @@ _CHARSET = re.compile(rb"""(?i)charset\s*=\s*["']?([a-z0-9_.:+-]{2,40})""")
 
 def _charset_hint(data: bytes) -> str | None:
     """The first charset the message declares that says something about its raw header bytes."""
-    for m in _CHARSET.finditer(data):
+    for m in _charset_declarations(data):
         label = m[1].decode("ascii")
         if hint_codecs(label):
             return label
     return None
+
+
+def _charset_declarations(data: bytes):
+    """What _CHARSET.finditer(data) finds, in order: each match starts with 'charset' in any case, so
+    the places are found in a lower-cased copy (window by window, like base64) and the pattern
+    tried there only; a pattern ignoring case is otherwise tried at every byte of the message."""
+    pos = 0
+    for at in range(0, len(data), _B64_WINDOW):
+        low = data[at:at + _B64_WINDOW + 6].lower()          # 6: a word begun at the window's end
+        while 0 <= (j := low.find(b"charset", max(pos - at, 0))) < _B64_WINDOW:
+            m = _CHARSET.match(data, at + j)
+            if m is not None:
+                yield m
+                pos = m.end()
+            else:
+                pos = at + j + 1
 
 
 _ID = re.compile(r"<([^<>\s]+)>")

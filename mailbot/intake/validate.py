@@ -386,8 +386,24 @@ class SheetMatch:
     closest: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=256)
+_KEYS_BY_ID: dict[int, tuple[SheetSpec, Mapping[str, str]]] = {}
+
+
 def _column_keys(spec: SheetSpec) -> Mapping[str, str]:
+    """_keys_of(spec), found by the spec's identity first: a header is looked for with each spec
+    of the rules on every sheet, and a frozen dataclass hashes all its fields every time."""
+    hit = _KEYS_BY_ID.get(id(spec))
+    if hit is not None and hit[0] is spec:      # the spec is held here, so its id is not reused
+        return hit[1]
+    keys = _keys_of(spec)
+    if len(_KEYS_BY_ID) >= 256:
+        _KEYS_BY_ID.clear()
+    _KEYS_BY_ID[id(spec)] = (spec, keys)
+    return keys
+
+
+@functools.lru_cache(maxsize=256)
+def _keys_of(spec: SheetSpec) -> Mapping[str, str]:
     """normalised header -> column name, for its name, aliases and synonyms; a trailing '(…)' may be
     left out or added, and punctuation may differ, when that still names one column only
     ('决定日期(YYYY/MM/DD)' is '决定日期', '监管领域:' is '监管领域')."""
@@ -529,7 +545,30 @@ def _closest(spec: SheetSpec, missing: Sequence[str], columns: dict[str, int],
     return paired
 
 
+_MATCHES: dict[tuple, tuple[SheetSpec, SheetMatch]] = {}
+
+
 def _match(table: Table, spec: SheetSpec, how: str) -> SheetMatch:
+    """_header_match, remembered for a table no longer than the rows it reads (the table's name and
+    first rows): a cover and the blank ledgers come again and again in the sections' workbooks; a
+    filled ledger's first rows hold its data, and a new message brings new data."""
+    if len(table.rows) > HEADER_SCAN_ROWS + 1:
+        return _header_match(table, spec, how)
+    try:
+        key = (id(spec), how, table.name, table.rows)
+        hit = _MATCHES.get(key)
+    except TypeError:               # an unhashable cell: no reader gives one
+        return _header_match(table, spec, how)
+    if hit is not None and hit[0] is spec:      # the spec is held here, so its id is not reused
+        return hit[1]
+    m = _header_match(table, spec, how)
+    if len(_MATCHES) >= 1024:
+        _MATCHES.clear()
+    _MATCHES[key] = (spec, m)
+    return m
+
+
+def _header_match(table: Table, spec: SheetSpec, how: str) -> SheetMatch:
     found = _find_header(table, spec)
     if found is None:
         return SheetMatch(table.name, spec, None, {}, how, tuple(c.name for c in spec.columns), ())
@@ -551,9 +590,14 @@ def _by_header(table: Table, specs: Sequence[SheetSpec]) -> SheetMatch | None:
     """The spec whose columns this table's header names best, if it names at least half of
     them (and two): a cover or instructions sheet names none."""
     best: SheetMatch | None = None
+    # a header is one row joined by the rows above and below it, among the first rows: it can
+    # name no more columns than three times the most cells one of those rows holds
+    widest = max((sum(v is not None for v in row) for row in table.rows[:HEADER_SCAN_ROWS + 1]), default=0)
     for spec in specs:
         if not spec.columns:
             continue
+        if 3 * widest < max(min(2, len(spec.columns)), -(-len(spec.columns) // 2)):
+            continue                # could not name enough of its columns (below)
         m = _match(table, spec, "header")
         found = len(m.columns)
         if found < min(2, len(spec.columns)) or found * 2 < len(spec.columns):
@@ -694,6 +738,8 @@ def _check_phone(raw: Any):
 
 _SPACES = " \t\r\n\u3000\xa0\u200b\ufeff"
 _NO_ISSUES: tuple = ()
+# cells whose text is never empty, never 无/不适用 and never a footer's word: numbers, dates, times
+_SOLID = frozenset({int, float, bool, dt.date, dt.datetime, dt.time, dt.timedelta})
 
 
 def _cell_text(value: Any) -> str:
@@ -714,22 +760,62 @@ def _value_text(value: Any) -> str:
     return _text(value)
 
 
+_Checker = Callable[[Any, "str | None", bool], tuple[Any, Sequence[tuple[str, str, Severity]]]]
+
+
 @functools.lru_cache(maxsize=512)
-def _checker(col: Column) -> Callable[[Any, str, bool], tuple[Any, Sequence[tuple[str, str, Severity]]]]:
+def _checker(col: Column) -> _Checker:
     """The judgement on one non-empty cell of `col`, chosen once per column instead of per cell:
-    (raw value, its text, date1904) -> (normalised value, issues)."""
+    (raw value, its text or None for a _SOLID value, date1904) -> (normalised value, issues).
+    The values a ledger is made of take a short way; anything else, and every value with an
+    issue, goes through _check_value, which words the issue."""
     kind = col.type
     if kind == "text":
-        return lambda raw, text, date1904: (text, _NO_ISSUES)
+        return lambda raw, text, date1904: (_cell_text(raw) if text is None else text, _NO_ISSUES)
     if kind == "enum":
         keys = _choice_keys(col.choices)
+        seen: dict[str, Any] = {}          # a ledger's enum cells repeat a few words
 
         def choice(raw, text, date1904):
+            if type(raw) is str and (hit := seen.get(raw)) is not None:
+                return hit, _NO_ISSUES
             hit = keys.get(normalize_header(raw))
-            return (hit, _NO_ISSUES) if hit is not None else _check_choice(raw, col)
+            if hit is None:
+                return _check_choice(raw, col)
+            if type(raw) is str and len(seen) < 1024:
+                seen[raw] = hit
+            return hit, _NO_ISSUES
         return choice
     if kind == "credit_code":
-        return lambda raw, text, date1904: _check_code(raw)
+        def code(raw, text, date1904):
+            if type(raw) is not str:
+                return _check_code(raw)
+            result = check_credit_code(text)       # text is _text(raw): the cell, trimmed
+            return (result.normalized if result.ok else None), result.problems
+        return code
+    if kind == "date":
+        def date(raw, text, date1904):
+            t = type(raw)
+            day = raw if t is dt.date else raw.date() if t is dt.datetime else None
+            if day is not None and _MIN_YEAR <= day.year <= _MAX_YEAR:
+                return day, _NO_ISSUES
+            return _check_value(raw, col, date1904)
+        return date
+    if kind in ("number", "integer"):
+        whole, low, high = kind == "integer", col.minimum, col.maximum
+
+        def number(raw, text, date1904):
+            t = type(raw)
+            if t is int or (t is float and not whole):
+                value = raw
+            elif t is float and raw.is_integer():
+                value = int(raw)
+            else:
+                return _check_number(raw, col)
+            if (low is not None and value < low) or (high is not None and value > high):
+                return _check_number(raw, col)
+            return value, _NO_ISSUES
+        return number
     return lambda raw, text, date1904: _check_value(raw, col, date1904)
 
 
@@ -737,38 +823,51 @@ def _checker(col: Column) -> Callable[[Any, str, bool], tuple[Any, Sequence[tupl
 class _Plan:
     """A matched sheet's row checks, compiled once per sheet: each template column found, with its
     cell index, whether an 无/不适用 counts as empty there, and its checker."""
-    cells: tuple[tuple[Column, int, bool, Callable], ...]
-    filled: tuple[int, ...]           # positions in `cells` that make a row a data row (not the 序号)
+    # (column name, cell index, typed, checker (None: text, kept as it is), whether a value there
+    # makes a data row: all but the 序号's, column, quick: _DATE_CELL or _INT_CELL where a date cell
+    # or an int cell is judged in _check_row itself, bounds (minimum, maximum) for an _INT_CELL)
+    cells: tuple[tuple[str, int, bool, Callable | None, bool, Column, int, tuple], ...]
     left: int                         # footers (合计, 填表人…) are looked for up to one column right of this
+    whole: bool                       # every column of the template found: a row's values are its data row
+
+
+_DATE_CELL, _INT_CELL = 1, 2
 
 
 def _plan(match: SheetMatch) -> _Plan:
-    cells = tuple((col, c, col.type in _TYPED, _checker(col)) for col in match.spec.columns
-                  if (c := match.columns.get(col.name)) is not None)
     numbering = match.numbering
-    left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
     # a column found twice under one index is one cell: the data test only asks whether any is filled
-    filled = tuple(i for i, (_col, c, _t, _f) in enumerate(cells) if c != numbering)
-    return _Plan(cells, filled, left)
+    cells = tuple((col.name, c, col.type in _TYPED, None if col.type == "text" else _checker(col), c != numbering, col,
+                   _DATE_CELL if col.type == "date" else _INT_CELL if col.type in ("number", "integer") else 0,
+                   (col.minimum, col.maximum))
+                  for col in match.spec.columns if (c := match.columns.get(col.name)) is not None)
+    left = min([*match.columns.values(), *([numbering] if numbering is not None else [])], default=0)
+    return _Plan(cells, left, len(cells) == len(match.spec.columns))
 
 
-def _row_kind(row: tuple, texts: Sequence[str], plan: _Plan) -> str:
-    """"data", "blank" (nothing in the template's columns, or only a 序号), "skip" (a 小计
-    line) or "footer" (合计, 填表说明, 填表人… in the first columns: the ledger ends here).
-    `texts` are the row's texts in the plan's cells."""
+_FOOTER, _NOT_DATA, _MAYBE_DATA = "footer", "not data", "maybe data"
+
+
+def _row_start(row: tuple, plan: _Plan) -> str:
+    """_FOOTER where the row's first filled cell, in the first columns, starts a footer (合计,
+    填表说明, 填表人…: the ledger ends here), _NOT_DATA for an empty row or a 小计 line, else
+    _MAYBE_DATA (whether the template's columns hold anything is for _check_row to see)."""
     for c, value in enumerate(row):
+        if value is None:
+            continue
+        if type(value) in _SOLID:
+            return _MAYBE_DATA                     # a number or a date: no footer's word
         text = _cell_text(value)
-        if text:
-            break
-    else:
-        return "blank"
-    if c <= plan.left + 1:
-        key = normalize_header(text)
-        if key.startswith(_FOOTERS):
-            return "footer"
-        if key.startswith(_SKIPPED):
-            return "skip"
-    return "data" if any(texts[i] for i in plan.filled) else "blank"
+        if not text:
+            continue
+        if c <= plan.left + 1:
+            key = normalize_header(text)
+            if key.startswith(_FOOTERS):
+                return _FOOTER
+            if key.startswith(_SKIPPED):
+                return _NOT_DATA
+        return _MAYBE_DATA
+    return _NOT_DATA
 
 
 @dataclass
@@ -778,23 +877,56 @@ class _Row:
     problems: list[tuple[tuple[int, int], Problem]]
 
 
-def _check_row(r: int, row: tuple, texts: Sequence[str], plan: _Plan, sheet: str, date1904: bool) -> _Row:
+def _check_row(r: int, row: tuple, plan: _Plan, sheet: str, date1904: bool) -> _Row | str:
+    """The row's values and problems; or _FOOTER, or _NOT_DATA for a row with nothing in the
+    template's columns but a 序号 (or nothing at all, or a 小计 line)."""
+    if not row or type(row[0]) not in _SOLID:     # a row starting with its 序号 or a date needs no look
+        start = _row_start(row, plan)
+        if start is not _MAYBE_DATA:
+            return start
+    n = len(row)
     values: dict[str, Any] = {}
     problems: list[tuple[tuple[int, int], Problem]] = []
     empty: list[tuple[Column, int]] = []           # read once: the required checks below need them
-    for (col, c, typed, check), text in zip(plan.cells, texts):
-        if not text or (typed and len(text) <= 6 and normalize_header(text) in _NA):
-            values[col.name] = None
+    data = False
+    for name, c, typed, check, fills, col, quick, (low, high) in plan.cells:
+        raw = row[c] if c < n else None
+        t = type(raw)
+        if t is str:
+            text = raw.strip(_SPACES)
+        elif t in _SOLID:
+            # a date in range, a whole number within bounds: the checker's own short way, inline
+            if (quick == _DATE_CELL and t is dt.date and _MIN_YEAR <= raw.year <= _MAX_YEAR) or (
+                    quick == _INT_CELL and t is int and (low is None or raw >= low) and (high is None or raw <= high)):
+                values[name] = raw
+                data = data or fills
+                continue
+            text = None                            # not empty; worked out only where needed
+        else:
+            text = _cell_text(raw)
+        if text == "":
+            values[name] = None
             empty.append((col, c))
             continue
-        value, issues = check(row[c], text, date1904)
-        values[col.name] = value
-        for code, message, severity in issues:
-            problems.append(((r, c), _cell_problem(code, sheet, r, col.name, c, message, severity)))
+        data = data or fills
+        if check is None:                          # text: as written, trimmed
+            values[name] = _cell_text(raw) if text is None else text
+            continue
+        if typed and text is not None and len(text) <= 6 and normalize_header(text) in _NA:
+            values[name] = None
+            empty.append((col, c))
+            continue
+        value, issues = check(raw, text, date1904)
+        values[name] = value
+        if issues:
+            for code, message, severity in issues:
+                problems.append(((r, c), _cell_problem(code, sheet, r, name, c, message, severity)))
+    if not data:
+        return _NOT_DATA
     for col, c in empty:
         why = _required_because(col, values)
         if why is not None:
-            raw = _text(row[c]) if c < len(row) else ""
+            raw = _text(row[c]) if c < n else ""
             said = f"，填写的'{raw}'不算" if raw else ""
             problems.append(((r, c), _cell_problem("missing-value", sheet, r, col.name, c, why + said)))
     return _Row(r, values, problems)
@@ -806,9 +938,14 @@ def _required_because(col: Column, values: dict[str, Any]) -> str | None:
     if col.required_if:
         other, triggers = col.required_if
         have = values.get(other)
-        if have is not None and normalize_header(_text(have)) in {normalize_header(t) for t in triggers}:
+        if have is not None and normalize_header(_text(have)) in _trigger_keys(triggers):
             return f"'{other}'为'{_text(have)}'时必填，但未填写"
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _trigger_keys(triggers: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_header(t) for t in triggers)
 
 
 # ---------------------------------------------------------------- row checks (deadlines)
@@ -836,18 +973,30 @@ def _row_check_text(rc: RowCheck, default: str, **fields: Any) -> tuple[str, str
         return default, None
 
 
-def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCalendar) -> Problem | None:
+def _row_check_holds(rc: RowCheck, earlier: dt.date, later: dt.date, workdays_between: Callable) -> bool:
+    """Whether the row meets the rule (most rows do: their problem is worded only where not)."""
+    if rc.kind == "within_working_days":
+        return workdays_between(earlier, later) <= rc.limit
+    if rc.kind == "within_hours":
+        return (later - earlier).days <= math.ceil(rc.limit / 24)
+    if rc.kind == "not_before":
+        return later >= earlier
+    raise ValueError(f"unknown row check kind {rc.kind!r}")
+
+
+def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCalendar,
+                   workdays_between: Callable | None = None) -> Problem | None:
     earlier, later = row.values.get(rc.earlier), row.values.get(rc.later)
     if not isinstance(earlier, dt.date) or not isinstance(later, dt.date):
         return None   # missing or not a date: already reported where it matters
+    if _row_check_holds(rc, earlier, later, workdays_between or calendar.workdays_between):
+        return None
     c = match.columns[rc.later]
     tail = f"，计入{rc.counts_against}" if rc.counts_against else ""
     said = f"{rc.earlier}{earlier.isoformat()}，{rc.later}{later.isoformat()}"
     fields = dict(earlier=rc.earlier, later=rc.later, earlier_date=earlier.isoformat(),
                   later_date=later.isoformat(), limit=rc.limit, counts_against=rc.counts_against or "")
     if rc.kind == "within_working_days":
-        if calendar.workdays_between(earlier, later) <= rc.limit:
-            return None
         due = calendar.add_workdays(earlier, rc.limit)
         guess = calendar.provisional_years(earlier, later)
         # a year without the State Council's schedule is counted on the holiday rules alone: say so
@@ -856,18 +1005,12 @@ def _run_row_check(rc: RowCheck, row: _Row, match: SheetMatch, calendar: WorkCal
         fields.update(due=due.isoformat(), days=calendar.workdays_between(earlier, later))
     elif rc.kind == "within_hours":
         days = math.ceil(rc.limit / 24)
-        if (later - earlier).days <= days:
-            return None
         due = earlier + dt.timedelta(days=days)
         text = f"{said}，超过{rc.limit}小时（按日期计应不晚于{due.isoformat()}）{tail}"
         fields.update(due=due.isoformat(), days=(later - earlier).days)
-    elif rc.kind == "not_before":
-        if later >= earlier:
-            return None
+    else:   # not_before
         text = f"{said}，{rc.later}早于{rc.earlier}{tail}"
         fields.update(due=earlier.isoformat(), days=(later - earlier).days)
-    else:
-        raise ValueError(f"unknown row check kind {rc.kind!r}")
     message, hint = _row_check_text(rc, text, **fields)
     return _cell_problem(rc.code, match.table, row.index, rc.later, c, message, rc.severity, hint)
 
@@ -885,15 +1028,13 @@ def check_sheet(match: SheetMatch, table: Table, calendar: WorkCalendar, *, date
     keyed: list[tuple[tuple[int, int], Problem]] = list(_column_problems(match, spec))
     rows: list[_Row] = []
     plan = _plan(match)
-    for r in range(match.header_row + 1, len(table.rows)):
-        row = table.rows[r]
-        n = len(row)
-        texts = [_cell_text(row[c]) if c < n else "" for _col, c, _t, _f in plan.cells]
-        kind = _row_kind(row, texts, plan)
-        if kind == "footer":
+    all_rows = table.rows
+    for r in range(match.header_row + 1, len(all_rows)):
+        checked = _check_row(r, all_rows[r], plan, match.table, date1904)
+        if checked is _FOOTER:
             break
-        if kind == "data":
-            rows.append(_check_row(r, row, texts, plan, match.table, date1904))
+        if checked is not _NOT_DATA:
+            rows.append(checked)
     keyed += _deadline_problems(rows, match, spec, calendar)
     for row in rows:
         keyed += row.problems
@@ -904,7 +1045,8 @@ def check_sheet(match: SheetMatch, table: Table, calendar: WorkCalendar, *, date
     keyed.sort(key=lambda kp: kp[0])
     problems = [p for _, p in keyed]
     bad_rows = {p.row for p in problems if p.is_error and p.row is not None}
-    data = tuple({c.name: row.values.get(c.name) for c in spec.columns}
+    # a row's values hold the template's columns in its order where all were found
+    data = tuple(row.values if plan.whole else {c.name: row.values.get(c.name) for c in spec.columns}
                  for row in rows if row.index + 1 not in bad_rows)
     return SheetReport(match.table, _capped(problems, match.table, max_problems), len(rows), data)
 
@@ -927,13 +1069,21 @@ def _column_problems(match: SheetMatch, spec: SheetSpec):
 
 def _deadline_problems(rows: list[_Row], match: SheetMatch, spec: SheetSpec, calendar: WorkCalendar):
     out = []
+    # a ledger's rows repeat the same pairs of days; a gap in the calendar raises every time
+    workdays_between = functools.lru_cache(maxsize=None)(calendar.workdays_between)
     for rc in spec.row_checks:
         if rc.earlier not in match.columns or rc.later not in match.columns:
             continue
         gap_reported = False
         for row in rows:
+            values = row.values
+            earlier, later = values.get(rc.earlier), values.get(rc.later)
+            if not isinstance(earlier, dt.date) or not isinstance(later, dt.date):
+                continue            # _run_row_check finds nothing to check: missing or not a date
             try:
-                problem = _run_row_check(rc, row, match, calendar)
+                if _row_check_holds(rc, earlier, later, workdays_between):
+                    continue        # _run_row_check would find it met
+                problem = _run_row_check(rc, row, match, calendar, workdays_between)
             except CalendarGapError as gap:
                 if not gap_reported:
                     gap_reported = True

@@ -130,8 +130,9 @@ class _Facts:
 
 
 def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = None,
-                  name: str = "") -> Workbook:
-    """The workbook's sheets as typed tables; `name` (the file name) only names a CSV's one table."""
+                  name: str = "", archive: zipfile.ZipFile | None = None) -> Workbook:
+    """The workbook's sheets as typed tables; `name` (the file name) only names a CSV's one table;
+    `archive`: the content already opened as a zip (filetype.open_zip), its directory read once."""
     limits = limits or Limits()
     if kind is FileKind.ENCRYPTED:
         raise _encrypted("kind ENCRYPTED")
@@ -148,7 +149,7 @@ def read_workbook(content: bytes, kind: FileKind, *, limits: Limits | None = Non
         facts = _inspect_ole(content, limits)
         facts.suffix = ".xls"
     elif content.startswith(b"PK"):
-        facts = _inspect_zip(content, limits)
+        facts = _inspect_zip(content, limits, archive)
     else:
         raise _broken(f"{kind.value} without a zip or OLE signature", "文件内容不是有效的电子表格格式")
     tables = _read_calamine(content, facts, limits)
@@ -182,9 +183,9 @@ def _check_extent(sheet: str, rows: int, cols: int, limits: Limits) -> None:
 
 # ---------------------------------------------------------------- zip packages (xlsx, ods)
 
-def _inspect_zip(content: bytes, limits: Limits) -> _Facts:
+def _inspect_zip(content: bytes, limits: Limits, archive: zipfile.ZipFile | None = None) -> _Facts:
     try:
-        infos = zipfile.ZipFile(io.BytesIO(content)).infolist()
+        infos = (archive or zipfile.ZipFile(io.BytesIO(content))).infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise _broken(f"zip: {e}") from e
     lower = {i.filename.lower() for i in infos}
@@ -226,6 +227,11 @@ def _inflate(content: bytes, info: zipfile.ZipInfo) -> bytes:
     """A part's bytes, inflated here from its local header with the declared size as a hard
     cap. A part holding more than it declares is how a zip bomb slips past size checks (and
     calamine would inflate all of it); it is refused, as is one failing its CRC."""
+    return _inflated(_compressed(content, info), info)
+
+
+def _compressed(content: bytes, info: zipfile.ZipInfo) -> bytes:
+    """A part's bytes as stored, found through its local header."""
     off = info.header_offset
     if content[off:off + 4] != b"PK\x03\x04":
         raise _broken(f"{info.filename}: no local header at {off}")
@@ -234,6 +240,10 @@ def _inflate(content: bytes, info: zipfile.ZipInfo) -> bytes:
     raw = content[start:start + info.compress_size]
     if len(raw) < info.compress_size:
         raise _broken(f"{info.filename}: compressed data cut short")
+    return raw
+
+
+def _inflated(raw: bytes, info: zipfile.ZipInfo) -> bytes:
     limit = info.file_size + 1
     try:
         if info.compress_type == zipfile.ZIP_STORED:
@@ -337,7 +347,7 @@ def _scan_xlsx(content: bytes, infos: list[zipfile.ZipInfo], facts: _Facts, limi
         elif _SHEET_PART.match(name):
             extents[name] = _sheet_extent(name, _inflate(content, info), limits)
         else:
-            _scan_xml(name, _inflate(content, info))
+            _check_part(name, _compressed(content, info), info)
     if len(book["sheets"]) > limits.max_sheets:
         raise _too_large(f"工作簿有{len(book['sheets'])}个工作表，超过上限{limits.max_sheets}个")
     # name each extent by its sheet, so a problem says '双公示台账' rather than sheet3.xml
@@ -352,6 +362,25 @@ def _scan_xlsx(content: bytes, infos: list[zipfile.ZipInfo], facts: _Facts, limi
         raise _broken("no xl/workbook.xml", "文件缺少工作簿主体部件(xl/workbook.xml)，已损坏")
 
 
+# small parts that passed _check_part, by everything its verdict depends on: the theme, the
+# styles, the comments and drawings of the template come again in most sections' workbooks
+_PASSED: dict[tuple, bool] = {}
+_PASSED_MAX_BYTES, _PASSED_MAX_PARTS = 4096, 1024
+
+
+def _check_part(name: str, raw: bytes, info: zipfile.ZipInfo) -> None:
+    """A part that is no sheet and no workbook: inflated within its declared size and CRC, and no
+    DTD before its root (_inflated, _scan_xml); a small one is checked once."""
+    key = (name, info.compress_type, info.file_size, info.CRC, raw)
+    if len(raw) <= _PASSED_MAX_BYTES and key in _PASSED:
+        return
+    _scan_xml(name, _inflated(raw, info))
+    if len(raw) <= _PASSED_MAX_BYTES:
+        if len(_PASSED) >= _PASSED_MAX_PARTS:
+            _PASSED.clear()
+        _PASSED[key] = True
+
+
 # the quick bound reads unprefixed SpreadsheetML only (what Excel, WPS and LibreOffice write);
 # a prefixed <x:c> anywhere sends the sheet to the exact walk
 _ROW_REF = re.compile(rb'<row\s[^>]*?\br="(\d+)"')
@@ -359,18 +388,34 @@ _CELL_REF = re.compile(rb'<c\s[^>]*?\br="\$?([A-Za-z]{1,3})\$?(\d+)"')
 _PREFIXED = (b":c ", b":c>", b":c/", b":row ", b":row>", b":row/", b":c\n", b":row\n")
 
 
+# the bound most ledgers are within, told by two scans of the part: every cell element <c …> has
+# its reference first, in one to two letters and one to three digits, and no prefixed <x:c>/<x:row>
+# stands anywhere. calamine places a cell with a reference where the reference says (a <row>'s r
+# only places cells without one), so no cell can then lie beyond ZZ999.
+_SMALL_BOUND = (999, 702)
+_NOT_SMALL_CELL = re.compile(rb'<c(?=[\s>/])(?! r="[A-Z]{1,2}[1-9][0-9]{0,2}")')
+_PREFIXED_TAG = re.compile(rb':(?:c|row)[\s>/]')
+
+
 def _sheet_extent(name: str, data: bytes, limits: Limits) -> tuple[int, int]:
-    """The sheet's extent: a quick regex bound when every row and cell carries its reference
-    and that bound is within the limits (the usual case), else the exact expat walk, which
-    alone decides a rejection (the quick bound also counts styled empty cells)."""
+    """The sheet's extent, or a bound on it: ZZ999 where two scans show no cell can lie beyond
+    it (the usual ledger), else a quick regex bound when every row and cell carries its
+    reference and that bound is within the limits, else the exact expat walk, which alone
+    decides a rejection (the bounds also count styled empty cells)."""
     _scan_xml(name, data)
+    if _within(_SMALL_BOUND, limits) and not _PREFIXED_TAG.search(data) and not _NOT_SMALL_CELL.search(data):
+        return _SMALL_BOUND
     quick = _quick_extent(data)
-    if quick and quick[0] <= limits.max_rows and quick[1] <= limits.max_cols \
-            and quick[0] * quick[1] <= limits.max_cells:
+    if quick and _within(quick, limits):
         return quick
     tracker = _CellExtent()
     _scan_xml(name, data, tracker.start, whole=True)
     return tracker.max_row + 1, tracker.max_col + 1
+
+
+def _within(extent: tuple[int, int], limits: Limits) -> bool:
+    rows, cols = extent
+    return rows <= limits.max_rows and cols <= limits.max_cols and rows * cols <= limits.max_cells
 
 
 def _quick_extent(data: bytes) -> tuple[int, int] | None:
@@ -637,17 +682,16 @@ def _read_sheet(book, name: str, limits: Limits) -> Table:
     except Exception as e:   # noqa: BLE001
         raise _broken(f"sheet {name!r}: {type(e).__name__}: {e}", f"工作表'{name}'已损坏") from e
     return Table(name=name,
-                 rows=tuple(tuple(_value(v) for v in row) for row in rows),
+                 rows=tuple(map(_values, rows)),
                  merged=tuple((r0, c0, r1, c1) for (r0, c0), (r1, c1) in merged))
 
 
-def _value(v):
-    """calamine's cell as the model keeps it: None for empty, int for a whole number."""
-    if v == "" or v is None:
-        return None
-    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
-        return int(v)
-    return v
+def _values(row: list) -> tuple:
+    """A row of calamine's cells as the model keeps them: None for empty, int for a whole number
+    (one comprehension, no call per cell: it runs for every cell)."""
+    return tuple([None if v == "" or v is None
+                  else int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 9007199254740992  # 2 ** 53
+                  else v for v in row])
 
 
 # ---------------------------------------------------------------- CSV
