@@ -1,6 +1,7 @@
 """The engine and its transactions, SQLite's settings, and the schema that Alembic migrations make."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -102,8 +103,7 @@ class Database:
         """INSERT rows in one statement (Core, RETURNING): their new ids, in the rows' order."""
         if not rows:
             return []
-        table = row_class.__table__
-        return list(s.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+        return list(s.connection().execute(_inserting(row_class.__table__), rows).scalars())
 
     def _durably(self, path: Path) -> bool:
         """Whether a file written now must reach the disk before the write returns; inside batch()
@@ -187,3 +187,9 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get("mailbot_sqlite_begin", "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+@functools.cache
+def _inserting(table: sa.Table) -> sa.Insert:
+    # built once a table: building a statement costs SQLAlchemy more than SQLite takes to run it
+    return sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)

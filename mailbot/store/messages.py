@@ -28,6 +28,31 @@ from mailbot.store.schema import (
 
 __all__ = ["Messages"]
 
+# The statements every message runs, built once and run on the session's connection: building a
+# statement (and its cache key) costs SQLAlchemy several times what SQLite takes to run it.
+_M, _A, _S = MessageRow.__table__, AttachmentRow.__table__, SubmissionRow.__table__
+_FIND = sa.select(_M).where(_M.c.message_id == sa.bindparam("key"), _M.c.raw_sha256 == sa.bindparam("sha"))
+_PRIOR = (sa.select(_S.c.id, _S.c.sha256, _S.c.section, _S.c.task, _S.c.period, _S.c.status, _S.c.received_at,
+                    _M.c.receipt_no)
+          .join(_M, _S.c.message_ref == _M.c.id)
+          .where(_S.c.sha256.in_(sa.bindparam("shas", expanding=True))).order_by(_S.c.id))
+_SET_RECEIPT = sa.update(_M).where(_M.c.id == sa.bindparam("b_id")).values(receipt_no=sa.bindparam("b_receipt"))
+_EARLIER = sa.select(_S.c.id, _S.c.sha256, _S.c.period, _S.c.status).where(
+    _S.c.sha256.in_(sa.bindparam("shas", expanding=True)), _S.c.message_ref != sa.bindparam("msg"))
+# what is current for some of a section's (task, period) keys; the section may be none
+_CURRENT = {
+    named: sa.select(_S.c.id, _S.c.task, _S.c.period, _S.c.received_at, _M.c.receipt_no,
+                     _M.c.received_at.label("message_received_at"), _M.c.from_addr)
+    .join(_M, _S.c.message_ref == _M.c.id)
+    .where(_S.c.section == sa.bindparam("section") if named else _S.c.section.is_(None),
+           _S.c.task.in_(sa.bindparam("tasks", expanding=True)),
+           _S.c.period.in_(sa.bindparam("periods", expanding=True)),
+           _S.c.status == "accepted", _S.c.superseded_by.is_(None), _S.c.message_ref != sa.bindparam("msg"))
+    .order_by(_S.c.id)
+    for named in (True, False)
+}
+_SUPERSEDE = sa.update(_S).where(_S.c.id == sa.bindparam("b_id")).values(superseded_by=sa.bindparam("b_by"))
+
 
 # Built on Outbox and Blobs: record() saves a message's files before its transaction and
 # queues its replies inside it.
@@ -40,9 +65,8 @@ class Messages(Outbox, Blobs):
             return _stored_message(row) if row is not None else None
 
     @staticmethod
-    def _find(s: Session, key: str, raw_sha256: str) -> MessageRow | None:
-        return s.scalars(sa.select(MessageRow).where(
-            MessageRow.message_id == key, MessageRow.raw_sha256 == raw_sha256)).one_or_none()
+    def _find(s: Session, key: str, raw_sha256: str) -> sa.Row | None:
+        return s.connection().execute(_FIND, {"key": key, "sha": raw_sha256}).one_or_none()
 
     def prior_submissions(self, sha256s: Iterable[str]) -> list[PriorSubmission]:
         """Every earlier submission of these files, oldest first."""
@@ -50,16 +74,10 @@ class Messages(Outbox, Blobs):
         if not shas:
             return []
         with self._tx() as s:
-            rows = s.execute(
-                sa.select(SubmissionRow, MessageRow.receipt_no)
-                .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
-                .where(SubmissionRow.sha256.in_(shas))
-                .order_by(SubmissionRow.id)
-            ).all()
             return [PriorSubmission(
                 sha256=r.sha256, section=r.section, task=r.task, period=r.period, submission_id=r.id,
-                receipt_no=receipt or "", status=r.status, received_at=r.received_at,
-            ) for r, receipt in rows]
+                receipt_no=r.receipt_no or "", status=r.status, received_at=r.received_at,
+            ) for r in s.connection().execute(_PRIOR, {"shas": shas})]
 
     def record(
         self,
@@ -120,8 +138,7 @@ class Messages(Outbox, Blobs):
                 )
                 [msg.id] = self._insert_rows(s, MessageRow, [_values(msg)])
                 msg.receipt_no = receipt_number(received_at, msg.id)
-                s.execute(sa.update(MessageRow.__table__).where(MessageRow.__table__.c.id == msg.id)
-                          .values(receipt_no=msg.receipt_no))
+                s.connection().execute(_SET_RECEIPT, {"b_id": msg.id, "b_receipt": msg.receipt_no})
 
                 files = {sha: (len(contents[sha]), declared[sha]) for sha in contents}
                 sub_ids, replaced = self._record_items(s, msg, verdict, files)
@@ -198,17 +215,10 @@ class Messages(Outbox, Blobs):
         # rows (JSON) are not read to set one column.
         current: dict[tuple[str | None, int, str], list[Any]] = {}
         for section in {k[0] for k in keys}:
-            for c in s.execute(
-                    sa.select(SubmissionRow.id, SubmissionRow.task, SubmissionRow.period, SubmissionRow.received_at,
-                              MessageRow.receipt_no, MessageRow.received_at.label("message_received_at"),
-                              MessageRow.from_addr)
-                    .join(MessageRow, SubmissionRow.message_ref == MessageRow.id)
-                    .where(_is(SubmissionRow.section, section),
-                           SubmissionRow.task.in_(sorted({k[1] for k in keys if k[0] == section})),
-                           SubmissionRow.period.in_(sorted({k[2] for k in keys if k[0] == section})),
-                           SubmissionRow.status == "accepted", SubmissionRow.superseded_by.is_(None),
-                           SubmissionRow.message_ref != msg.id)
-                    .order_by(SubmissionRow.id)):
+            for c in s.connection().execute(_CURRENT[section is not None], {
+                    "section": section, "msg": msg.id,
+                    "tasks": sorted({k[1] for k in keys if k[0] == section}),
+                    "periods": sorted({k[2] for k in keys if k[0] == section})}):
                 if (section, c.task, c.period) in by_key:
                     current.setdefault((section, c.task, c.period), []).append(c)
         superseded: dict[int, int] = {}       # a submission -> the one replacing it (one UPDATE for all)
@@ -227,9 +237,7 @@ class Messages(Outbox, Blobs):
                 if all(r.receipt_no != c.receipt_no or r.task != task for r in replaced):
                     replaced.append(Replaced(task, period, c.receipt_no, c.message_received_at, c.from_addr))
         if superseded:
-            s.execute(sa.update(SubmissionRow).where(SubmissionRow.id.in_(sorted(superseded)))
-                      .values(superseded_by=sa.case(superseded, value=SubmissionRow.id))
-                      .execution_options(synchronize_session=False))
+            s.connection().execute(_SUPERSEDE, [{"b_id": old, "b_by": by} for old, by in sorted(superseded.items())])
         s.flush()
         return tuple(replaced)
 
@@ -238,9 +246,7 @@ class Messages(Outbox, Blobs):
         if not shas:
             return
         earlier: dict[str, list[tuple[str, str, int]]] = {}    # one query for all of the message's files
-        for sid, sha, period, status in s.execute(
-                sa.select(SubmissionRow.id, SubmissionRow.sha256, SubmissionRow.period, SubmissionRow.status)
-                .where(SubmissionRow.sha256.in_(shas), SubmissionRow.message_ref != msg.id)):
+        for sid, sha, period, status in s.connection().execute(_EARLIER, {"shas": shas, "msg": msg.id}):
             earlier.setdefault(sha, []).append((period, status, sid))
         for sub in subs:
             # Prefer an accepted original: that is the month the file already counted for.

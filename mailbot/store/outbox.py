@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -15,10 +16,16 @@ from mailbot.store.schema import OUTBOX_STATUSES, OutboxRow, _aware, _message_id
 __all__ = ["Outbox"]
 
 _SENDABLE = ("pending", "failed_temporary")
+_O = OutboxRow.__table__
+_MARK_SENT = sa.update(_O).where(_O.c.id == sa.bindparam("b_id")).values(
+    status="sent", attempts=_O.c.attempts + 1, server_reply=sa.bindparam("b_reply"), sent_at=sa.bindparam("b_at"),
+    next_attempt_at=None)
 
 
 class Outbox(Database):
     """Outgoing mail, from the queue to the SMTP server's answer."""
+
+    _queueing: Any = None
 
     def queue(self, mails: Iterable[OutgoingMail], *, now: dt.datetime | None = None,
               message_ref: int | None = None) -> list[Queued]:
@@ -40,8 +47,9 @@ class Outbox(Database):
         )
         # ON CONFLICT DO NOTHING (both dialects) rather than check-then-insert: two schedulers
         # queuing the same reminder at once must not abort each other's transaction.
-        new_id = s.execute(self._insert(OutboxRow).values(**values).on_conflict_do_nothing()
-                           .returning(OutboxRow.id)).scalar_one_or_none()
+        if self._queueing is None:      # built once: every message's reply runs it
+            self._queueing = self._insert(OutboxRow.__table__).on_conflict_do_nothing().returning(OutboxRow.id)
+        new_id = s.connection().execute(self._queueing, values).scalar_one_or_none()
         if new_id is not None:
             return Queued(new_id, True)
         cond = OutboxRow.mail_message_id == mid
@@ -71,9 +79,8 @@ class Outbox(Database):
     def mark_sent(self, outbox_id: int, server_reply: str, now: dt.datetime) -> None:
         # One UPDATE, once per mail sent: reading the row first would read the letter's bytes too.
         with self._tx(write=True) as s:
-            done = s.execute(sa.update(OutboxRow).where(OutboxRow.id == outbox_id).values(
-                status="sent", attempts=OutboxRow.attempts + 1, server_reply=server_reply,
-                sent_at=_aware(now, "now"), next_attempt_at=None).execution_options(synchronize_session=False))
+            done = s.connection().execute(_MARK_SENT, {"b_id": outbox_id, "b_reply": server_reply,
+                                                       "b_at": _aware(now, "now")})
             if done.rowcount == 0:
                 raise LookupError(f"no outbox mail {outbox_id}")
 
