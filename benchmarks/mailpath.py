@@ -268,7 +268,8 @@ def vm_hwm_kib(pid: int) -> int | None:
 
 def poll_run(args, scratch: Path, dovecot, sink: Sink, waiting: list, prefix: Path) -> dict:
     storage = scratch / "store-poll"
-    cfg = common.write_config(scratch / "poll.yaml", storage, imap=imap_config(dovecot, USER), smtp=smtp_config(sink))
+    cfg = common.write_config(scratch / "poll.yaml", storage, imap=imap_config(dovecot, USER), smtp=smtp_config(sink),
+                              **({"workers": args.workers} if args.workers is not None else {}))
     before = sink.count()
     out_path, err_path = prefix.with_name(prefix.name + "-poll.jsonl"), prefix.with_name(prefix.name + "-poll.stderr.txt")
     print(f"[poll] mailbot poll --once over {len(waiting)} waiting message(s) ...", file=sys.stderr, flush=True)
@@ -410,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--timeout", type=float, default=3600, help="give up on the poll after this many seconds")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--workers", type=int, default=None, help="the config's `workers` for the poll (default: "
+                    "mailbot's own, the cores but one)")
     ap.add_argument("--profile", action="store_true", help="run the poll under cProfile (its main process); "
                     "the poll's figures are then not the benchmark's")
     ap.add_argument("--top", type=int, default=30, help="functions listed from the profile")
