@@ -5,6 +5,7 @@ import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -173,15 +174,15 @@ class Messages(Outbox, Blobs):
             declared_type=files[item.sha256][1],
             status=item.status, problems=[p.as_dict() for p in item.problems],
         ) for position, item in enumerate(verdict.items)])
-        new_subs: list[SubmissionRow] = []
+        new_subs: list[Any] = []
         for att_id, item in zip(att_ids, verdict.items):
             # a quarantined message counts for nothing until a person confirms its section
             if (item.task is None or item.period is None or item.status not in SUBMISSION_STATUSES
                     or verdict.outcome is Outcome.QUARANTINED):
                 continue
-            new_subs.append(_submission_row(msg, att_id, item, verdict))
+            new_subs.append(_NewSubmission(**_submission_values(msg, att_id, item, verdict)))
         self._mark_duplicates(s, msg, new_subs)      # before they are written: written once, marked
-        for sub, sub_id in zip(new_subs, self._insert_rows(s, SubmissionRow, [_values(x) for x in new_subs])):
+        for sub, sub_id in zip(new_subs, self._insert_rows(s, SubmissionRow, [vars(x) for x in new_subs])):
             sub.id = sub_id
         return [x.id for x in new_subs], self._settle(s, msg, new_subs, marked=True)
 
@@ -477,14 +478,24 @@ class _AlreadyRecorded(Exception):
 
 
 def _submission_row(msg: MessageRow, attachment_id: int, item: Any, verdict: Verdict) -> SubmissionRow:
-    return SubmissionRow(
+    return SubmissionRow(**_submission_values(msg, attachment_id, item, verdict))
+
+
+def _submission_values(msg: MessageRow, attachment_id: int, item: Any, verdict: Any) -> dict[str, Any]:
+    return dict(
         message_ref=msg.id, attachment_ref=attachment_id, sha256=item.sha256, section=verdict.section,
         task=item.task, period=item.period, status=item.status,
         errors=[p.as_dict() for p in item.errors], warnings=[p.as_dict() for p in item.warnings],
         evidence=[dataclasses.asdict(e) for e in item.evidence], rows=item.rows,
         sheets=list(item.sheets), data=dict(item.data), received_at=msg.received_at,
-        due=item.due, on_time=item.on_time,
+        due=item.due, on_time=item.on_time, superseded_by=None, duplicate_of=None,
     )
+
+
+class _NewSubmission(types.SimpleNamespace):
+    """A submission record() is about to write: its columns, what _settle reads and marks, then its
+    id. Not a SubmissionRow: the ORM's bookkeeping of every attribute set costs, and it is written by
+    one INSERT anyway."""
 
 
 def _originals(s: Session, subs: Iterable[SubmissionRow]) -> dict[int, ReusedFrom]:

@@ -116,7 +116,7 @@ ROUND = 500
 # Messages recorded in one transaction at most, in a backlog decided ahead: enough that the commit,
 # the flush of their files and the IMAP MOVE are paid once for many; few enough that a crash
 # leaves little to redo and another writer waits little for the database.
-GROUP = 20
+GROUP = 40
 
 
 class Group(Protocol):
