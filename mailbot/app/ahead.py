@@ -4,9 +4,10 @@ and decided on the other cores.
 Recording stays in mailbox order, in this process: archive, look-ups, record, settle. The messages
 decided ahead are recorded in group commits (mailbox.run_once with Daemon.group(): up to GROUP
 messages in one transaction, settled only after it), so a crash leaves each group either wholly
-recorded or not at all, and a restart takes the rest as it would one message. Only the pure part (pipeline.prepare: parse, examine, classify, validate, judge) runs in
-worker processes, on a copy of the intake, and process() takes its verdict only where the store
-turns out to know none of the message's files (else it decides again with what the store knows).
+recorded or not at all, and a restart takes the rest as it would one message. Only the pure part
+(pipeline.prepare: parse, examine, classify, validate, judge) runs in worker processes, on a copy
+of the intake, and process() takes its verdict only where the store turns out to know none of the
+message's files (else it decides again with what the store knows).
 
 Workers start only for a backlog (a window of messages waiting at once): one message under IDLE
 is decided here, with no process to start. A worker copy whose calendar went stale (a holiday

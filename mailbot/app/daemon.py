@@ -1,8 +1,8 @@
 """Wiring: config → store, source, sender, scheduler; the receiving loop, the outbox loop and signals.
 
 The daemon is three loops in one process: the watcher (IDLE or poll, each message through
-pipeline.process, moved only after commit; a backlog decided ahead, in group commits), the outbox sender (woken after every message
-and every `outbox_interval` seconds) and the APScheduler scheduler (jobs persisted in the
+pipeline.process, moved only after commit; a backlog decided ahead, in group commits), the outbox
+sender (woken after every message and every `outbox_interval` seconds) and the APScheduler scheduler (jobs persisted in the
 database); with `web:` in the config a fourth thread serves the web desk (uvicorn on its own
 event loop, over the same store and desk; a mail it queues wakes the sender). SIGTERM/SIGINT set one event; each loop finishes what it holds and returns, so no
 record is half written. Health is a small JSON file written after every successful poll.

@@ -84,7 +84,7 @@ class Database:
         each. Whoever settles the messages outside (an IMAP move) does it after this returns.
         Other threads and other processes keep their own transactions; nested, it joins.
         """
-        if getattr(self._batch, "session", None) is not None:
+        if self._in_batch():
             yield
             return
         with Session(self._write_engine, expire_on_commit=False) as s, s.begin():
